@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tl_abi.h - the one description of what Lua sees of the C core.
+ *
+ * The C compiler includes this file, and the build embeds the text between
+ * the FFI-BEGIN and FFI-END markers verbatim for ffi.cdef, so there is no
+ * second copy to drift.  That text must therefore be plain declarations:
+ * no macros, no includes, constants as enums.  Bump TL_ABI_VERSION whenever
+ * a struct layout or a function signature below changes; Lua refuses to
+ * run against a core of another version.
+ *
+ * Lifetime rule: a struct tl_cmd and everything it points to (CDB, iovecs
+ * into the data area, sense buffer) is valid from the moment the core hands
+ * it out until tl_ffi_complete() is called on it.  After that the slot is
+ * reused for another command; keeping the pointer is a bug.
+ */
+#ifndef TL_ABI_H
+#define TL_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* FFI-BEGIN */
+enum {
+	TL_ABI_VERSION = 1,
+	TL_CDB_MAX = 264,	/* variable-length CDBs reach 260 bytes */
+	TL_IOV_MAX = 2048,	/* 8 MiB of 4 KiB data blocks per command */
+	TL_SENSE_LEN = 96,	/* TCMU_SENSE_BUFFERSIZE */
+	TL_NAME_MAX = 128,
+	TL_CFGSTR_MAX = 512,
+};
+
+/* Command flags decoded by the core (tl_cmd.flags). */
+enum {
+	TL_CMDF_FUA = 1,		/* FUA bit set in a READ/WRITE CDB */
+	TL_CMDF_DPO = 2,		/* DPO bit set */
+	TL_CMDF_MALFORMED = 4,		/* ring entry was invalid; already failed */
+	TL_CMDF_HAS_LBA = 8,		/* lba and nblocks below are meaningful */
+};
+
+/* SCSI status codes (SAM-5) a handler may return. */
+enum {
+	TL_STATUS_GOOD = 0x00,
+	TL_STATUS_CHECK_CONDITION = 0x02,
+	TL_STATUS_CONDITION_MET = 0x04,
+	TL_STATUS_BUSY = 0x08,
+	TL_STATUS_RESERVATION_CONFLICT = 0x18,
+	TL_STATUS_TASK_SET_FULL = 0x28,
+	TL_STATUS_TASK_ABORTED = 0x40,
+};
+
+/* What a command is doing right now (tl_cmd.state). */
+enum {
+	TL_CMD_FREE = 0,	/* slot unused */
+	TL_CMD_QUEUED = 1,	/* fetched, waiting for Lua or the fast path */
+	TL_CMD_ACTIVE = 2,	/* handed to a handler */
+	TL_CMD_ABORTED = 3,	/* the kernel aborted it (TMR); complete it anyway */
+};
+
+struct tl_iov {
+	uint8_t *base;		/* points into the shared data area */
+	size_t len;
+};
+
+struct tl_cmd {
+	uint16_t id;		/* kernel cmd_id, 1..65535 */
+	uint16_t cdb_len;
+	uint8_t opcode;		/* cdb[0] */
+	uint8_t status;		/* SCSI status the handler returns */
+	uint8_t state;		/* TL_CMD_* */
+	uint8_t sense_len;	/* bytes of sense[] that are valid */
+	uint32_t flags;		/* TL_CMDF_* */
+	uint32_t iov_cnt;	/* data iovecs (bidi/dif iovecs are not counted) */
+	uint32_t nblocks;	/* transfer length in blocks, if HAS_LBA */
+	uint32_t read_len;	/* data-in bytes produced; residual = data_len - read_len */
+	uint32_t tag;		/* free for the handler (e.g. an index into its own table) */
+	uint64_t lba;		/* first LBA, if HAS_LBA */
+	uint64_t data_len;	/* sum of the data iovec lengths */
+	uint64_t t_start_ns;	/* CLOCK_MONOTONIC when the core fetched it */
+	uint8_t sense[TL_SENSE_LEN];
+	uint8_t cdb[TL_CDB_MAX];
+	struct tl_iov iov[TL_IOV_MAX];
+};
+
+/* Read-only facts about a device, kept current by the core. */
+struct tl_dev_info {
+	uint32_t id;		/* daemon-wide device number */
+	uint32_t block_size;	/* logical block size in bytes */
+	uint64_t num_blocks;	/* capacity in logical blocks */
+	uint64_t size;		/* capacity in bytes */
+	uint32_t max_xfer_blocks;	/* largest transfer the kernel will send */
+	uint16_t ring_caps;	/* TCMU_MAILBOX_FLAG_CAP_* of the ring */
+	uint8_t write_cache;	/* emulate_write_cache as the kernel reports it */
+	uint8_t read_only;
+	uint64_t generation;	/* bumped by each resize/reconfig */
+	char name[TL_NAME_MAX];		/* backstore name, e.g. "disk0" */
+	char subtype[TL_NAME_MAX];	/* handler name from the UIO name or config */
+	char cfgstring[TL_CFGSTR_MAX];	/* handler config string after the subtype */
+};
+
+struct tl_dev;		/* opaque: one TCMU device served by a worker */
+struct tl_worker;	/* opaque: one worker thread (loop + lua_State) */
+
+int tl_ffi_abi_version(void);
+const char *tl_ffi_strerror(int err);
+
+/*
+ * Command flow.  Inside a dispatch call, tl_ffi_next() hands out the queued
+ * commands of the device one by one (NULL when the batch is drained).  A
+ * handler either completes a command at once or keeps the pointer and
+ * completes it later (from a timer or fd event).  Completions are published
+ * to the kernel in one go when the worker's batch ends.
+ */
+struct tl_cmd *tl_ffi_next(struct tl_dev *dev);
+int tl_ffi_complete(struct tl_dev *dev, struct tl_cmd *cmd);
+struct tl_dev_info *tl_ffi_dev_info(struct tl_dev *dev);
+
+/*
+ * Data movement between the command's iovecs and memory or a file.
+ * off is a byte offset into the command's data; the return value is the
+ * number of bytes moved (short when the iovecs end first), or a negative
+ * errno for the file variants.
+ */
+size_t tl_ffi_copy_to(struct tl_cmd *cmd, size_t off, const void *src, size_t len);
+size_t tl_ffi_copy_from(struct tl_cmd *cmd, size_t off, void *dst, size_t len);
+size_t tl_ffi_fill(struct tl_cmd *cmd, size_t off, int byte, size_t len);
+int tl_ffi_memcmp(struct tl_cmd *cmd, size_t off, const void *buf, size_t len, size_t *mismatch);
+int64_t tl_ffi_pread(struct tl_cmd *cmd, size_t off, size_t len, int fd, uint64_t file_off);
+int64_t tl_ffi_pwrite(struct tl_cmd *cmd, size_t off, size_t len, int fd, uint64_t file_off);
+
+uint64_t tl_ffi_now_ns(void);
+/* FFI-END */
+
+#endif /* TL_ABI_H */
