@@ -129,6 +129,66 @@ int64_t tl_ffi_pread(struct tl_cmd *cmd, size_t off, size_t len, int fd, uint64_
 int64_t tl_ffi_pwrite(struct tl_cmd *cmd, size_t off, size_t len, int fd, uint64_t file_off);
 
 uint64_t tl_ffi_now_ns(void);
+void tl_ffi_log(int level, const char *msg);
+int tl_ffi_log_level(void);
+
+/*
+ * The worker's event loop, for handlers that complete commands later.
+ * Each returns an id >= 0 (or a negative errno); when the timer or fd
+ * fires, the runtime's event function is called with that id.
+ */
+enum {
+	TL_EV_TIMER = 1,
+	TL_EV_IO = 2,
+	TL_IO_READ = 1,
+	TL_IO_WRITE = 2,
+};
+int tl_ffi_timer_start(struct tl_worker *w, double after, double repeat);
+void tl_ffi_timer_stop(struct tl_worker *w, int id);
+int tl_ffi_io_start(struct tl_worker *w, int fd, int events);
+void tl_ffi_io_stop(struct tl_worker *w, int id);
+
+/*
+ * A device served on the built-in kernel simulator by a worker running in
+ * the calling thread: what specs, the sandbox and benchmarks drive.
+ */
+struct tl_sim_result {
+	uint8_t done;
+	uint8_t status;
+	uint8_t read_len_valid;
+	uint8_t sense[TL_SENSE_LEN];
+	uint32_t read_len;	/* bytes the kernel copies back */
+	uint32_t residual;	/* data length minus read_len when valid */
+	uint32_t data_len;
+	uint8_t *data;		/* data-in bytes, data_len long */
+};
+
+struct tl_simdev_opts {
+	const char *name;		/* backstore name */
+	const char *handler;		/* handler module name */
+	const char *config;		/* Lua table constructor with the options */
+	const char *handler_dirs;	/* ';'-separated, NULL for lua/handlers */
+	uint64_t size;			/* bytes */
+	uint32_t block_size;
+	uint32_t max_xfer_blocks;
+	uint16_t caps;			/* ring capabilities offered */
+	uint32_t ring_bytes;
+	uint32_t data_bytes;
+	uint8_t write_cache;
+};
+
+struct tl_simdev;
+struct tl_simdev *tl_ffi_simdev_new(const struct tl_simdev_opts *o, char *err, size_t errlen);
+void tl_ffi_simdev_free(struct tl_simdev *sd);
+int tl_ffi_simdev_prepare(struct tl_simdev *sd, const uint8_t *cdb, unsigned int cdb_len, int dir, const void *out, uint32_t len);
+void tl_ffi_simdev_publish(struct tl_simdev *sd);
+int tl_ffi_simdev_tmr(struct tl_simdev *sd, uint8_t type, const uint16_t *ids, uint32_t cnt);
+int tl_ffi_simdev_run(struct tl_simdev *sd, int wait_ms);
+const struct tl_sim_result *tl_ffi_simdev_result(struct tl_simdev *sd, uint16_t id);
+void tl_ffi_simdev_release(struct tl_simdev *sd, uint16_t id);
+int tl_ffi_simdev_resize(struct tl_simdev *sd, uint64_t size);
+uint32_t tl_ffi_simdev_inflight(struct tl_simdev *sd);
+int tl_ffi_simdev_reload(struct tl_simdev *sd, char *err, size_t errlen);
 /* FFI-END */
 
 #endif /* TL_ABI_H */

@@ -31,7 +31,7 @@ struct sim_cmd {
 	uint32_t len;
 	uint32_t nblk;
 	uint32_t *blks;
-	struct sim_result res;
+	struct tl_sim_result res;
 };
 
 struct sim {
@@ -472,7 +472,7 @@ int sim_inject(struct sim *s, const void *bytes, uint32_t len)
 static void complete_one(struct sim *s, struct sim_cmd *c,
 			 const struct tcmu_cmd_entry *ent)
 {
-	struct sim_result *r = &c->res;
+	struct tl_sim_result *r = &c->res;
 	uint32_t copy = c->len;
 
 	r->status = ent->rsp.scsi_status;
@@ -552,7 +552,7 @@ int sim_reap(struct sim *s)
 	return n;
 }
 
-const struct sim_result *sim_result(const struct sim *s, uint16_t id)
+const struct tl_sim_result *sim_result(const struct sim *s, uint16_t id)
 {
 	if (!s->cmds[id].live)
 		return NULL;

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tl_abi.h"
+
 struct tcmu_cmd_entry;
 
 enum sim_dir {
@@ -35,17 +37,6 @@ struct sim_opts {
 	bool cyclic_ids;	/* hand out cmd_ids round-robin instead of lowest-free */
 	bool scatter;		/* allocate data blocks out of order (many iovecs) */
 	uint32_t seed;		/* for scatter */
-};
-
-struct sim_result {
-	bool done;
-	uint8_t status;
-	uint8_t sense[96];
-	bool read_len_valid;
-	uint32_t read_len;	/* bytes the kernel would copy back */
-	uint32_t residual;	/* data length minus read_len when valid */
-	uint32_t data_len;	/* data length of the command */
-	uint8_t *data;		/* data-in bytes (FROM_DEV), data_len long */
 };
 
 struct sim_stats {
@@ -101,7 +92,7 @@ int sim_inject(struct sim *s, const void *bytes, uint32_t len);
  */
 int sim_reap(struct sim *s);
 
-const struct sim_result *sim_result(const struct sim *s, uint16_t id);
+const struct tl_sim_result *sim_result(const struct sim *s, uint16_t id);
 
 /* Forget a completed command's result; its id becomes free. */
 void sim_release(struct sim *s, uint16_t id);

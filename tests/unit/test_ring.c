@@ -160,7 +160,7 @@ static int submit_rw(struct rig *g, uint8_t op, uint32_t lba, uint16_t n,
 static void check_read(struct rig *g, int id, uint32_t lba, uint16_t n,
 		       uint32_t gen)
 {
-	const struct sim_result *res = sim_result(g->sim, (uint16_t)id);
+	const struct tl_sim_result *res = sim_result(g->sim, (uint16_t)id);
 	uint8_t *want = malloc((size_t)n * BS);
 
 	CHECK(res && res->done);
@@ -263,7 +263,7 @@ static void test_read_len(void)
 	struct sim_opts o_old = { .caps = TCMU_MAILBOX_FLAG_CAP_OOOC };
 	uint8_t inq[6] = { 0x12, 0, 0, 0, 255, 0 };
 	struct ring_event ev;
-	const struct sim_result *res;
+	const struct tl_sim_result *res;
 	struct rig g;
 	int id;
 
@@ -486,7 +486,7 @@ static void test_malformed(void)
 	for (kind = 0; kind < BAD_KINDS; kind++) {
 		struct tcmu_cmd_entry *e = NULL;
 		struct ring_event ev;
-		const struct sim_result *res;
+		const struct tl_sim_result *res;
 		int bad, good;
 
 		cdb10(cdb, 0x28, 0, 1);

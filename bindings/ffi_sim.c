@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ffi_sim.c - a device on the kernel simulator, served by an inline worker
+ * in the caller's thread.  Specs, the sandbox and benchmarks play the
+ * initiator through these functions from a lua_State of their own; the
+ * handler runs in the worker's state, exactly as in the daemon.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "device.h"
+#include "sim.h"
+#include "tl_abi.h"
+#include "lua_host.h"
+#include "worker.h"
+
+struct tl_simdev {
+	struct sim *sim;
+	struct tl_worker *w;
+	struct tl_dev *dev;
+};
+
+static void set_info(struct tl_dev_info *info, const struct tl_simdev_opts *o)
+{
+	info->block_size = o->block_size ? o->block_size : 512;
+	info->size = o->size;
+	info->num_blocks = o->size / info->block_size;
+	info->max_xfer_blocks = o->max_xfer_blocks ? o->max_xfer_blocks :
+				(8u << 20) / info->block_size;
+	info->write_cache = o->write_cache;
+	snprintf(info->name, sizeof(info->name), "%s",
+		 o->name ? o->name : "sim0");
+	snprintf(info->subtype, sizeof(info->subtype), "%s", o->handler);
+}
+
+struct tl_simdev *tl_ffi_simdev_new(const struct tl_simdev_opts *o, char *err,
+				    size_t errlen)
+{
+	struct sim_opts so = {
+		.ring_bytes = o->ring_bytes ? o->ring_bytes : 1u << 20,
+		.data_bytes = o->data_bytes ? o->data_bytes : 64u << 20,
+		.caps = o->caps,
+	};
+	struct tl_simdev *sd = calloc(1, sizeof(*sd));
+	struct tl_worker_opts wo = { 0 };
+	const char *msg = NULL;
+	void *map;
+	int fd;
+
+	if (!sd || !o->handler) {
+		snprintf(err, errlen, "bad arguments");
+		free(sd);
+		return NULL;
+	}
+	sd->sim = sim_new(&so);
+	if (!sd->sim) {
+		snprintf(err, errlen, "cannot create the simulator");
+		goto fail;
+	}
+	wo.handler_dirs = o->handler_dirs;
+	sd->w = tl_worker_new(0, false, &wo, err, errlen);
+	if (!sd->w)
+		goto fail;
+	/* The daemon side gets its own fd and mapping, as with /dev/uioN. */
+	fd = dup(sim_daemon_fd(sd->sim));
+	map = mmap(NULL, sim_map_size(sd->sim), PROT_READ | PROT_WRITE,
+		   MAP_SHARED, sim_memfd(sd->sim), 0);
+	if (fd < 0 || map == MAP_FAILED) {
+		snprintf(err, errlen, "cannot map the simulator");
+		goto fail;
+	}
+	sd->dev = tl_dev_new(fd, map, sim_map_size(sd->sim), &msg);
+	if (!sd->dev) {
+		snprintf(err, errlen, "%s", msg);
+		goto fail;
+	}
+	set_info(&sd->dev->info, o);
+	if (tl_worker_add_device(sd->w, sd->dev, o->config, err, errlen)) {
+		tl_dev_free(sd->dev);
+		sd->dev = NULL;
+		goto fail;
+	}
+	return sd;
+fail:
+	tl_ffi_simdev_free(sd);
+	return NULL;
+}
+
+void tl_ffi_simdev_free(struct tl_simdev *sd)
+{
+	if (!sd)
+		return;
+	if (sd->w)
+		tl_worker_free(sd->w);	/* closes and frees its devices */
+	sim_free(sd->sim);
+	free(sd);
+}
+
+int tl_ffi_simdev_prepare(struct tl_simdev *sd, const uint8_t *cdb,
+			  unsigned int cdb_len, int dir, const void *out,
+			  uint32_t len)
+{
+	return sim_prepare(sd->sim, cdb, cdb_len, (enum sim_dir)dir, out, len,
+			   NULL);
+}
+
+void tl_ffi_simdev_publish(struct tl_simdev *sd)
+{
+	sim_publish(sd->sim);
+}
+
+int tl_ffi_simdev_tmr(struct tl_simdev *sd, uint8_t type, const uint16_t *ids,
+		      uint32_t cnt)
+{
+	return sim_submit_tmr(sd->sim, type, ids, cnt);
+}
+
+int tl_ffi_simdev_run(struct tl_simdev *sd, int wait_ms)
+{
+	tl_worker_run_once(sd->w, wait_ms);
+	return sim_reap(sd->sim);
+}
+
+const struct tl_sim_result *tl_ffi_simdev_result(struct tl_simdev *sd,
+						 uint16_t id)
+{
+	return sim_result(sd->sim, id);
+}
+
+void tl_ffi_simdev_release(struct tl_simdev *sd, uint16_t id)
+{
+	sim_release(sd->sim, id);
+}
+
+int tl_ffi_simdev_resize(struct tl_simdev *sd, uint64_t size)
+{
+	struct tl_dev_info *info = &sd->dev->info;
+
+	info->size = size;
+	info->num_blocks = size / info->block_size;
+	info->generation++;
+	tl_worker_resize_device(sd->w, sd->dev);
+	return 0;
+}
+
+uint32_t tl_ffi_simdev_inflight(struct tl_simdev *sd)
+{
+	return sim_inflight(sd->sim);
+}
+
+int tl_ffi_simdev_reload(struct tl_simdev *sd, char *err, size_t errlen)
+{
+	return tl_lua_reload(sd->w, err, errlen);
+}

@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: MIT
+/*
+ * device.c - serve one device's ring: fetch, hand to Lua, publish.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "device.h"
+#include "log.h"
+#include "lua_host.h"
+#include "tcmu_uapi.h"
+#include "worker.h"
+
+#define QMASK (RING_MAX_CMDS - 1)
+
+static atomic_uint next_dev_id = 1;
+
+struct tl_dev *tl_dev_new(int fd, void *map, size_t map_size,
+			  const char **err)
+{
+	struct tl_dev *d = calloc(1, sizeof(*d));
+	int rc;
+
+	if (!d) {
+		*err = "out of memory";
+		return NULL;
+	}
+	d->queue = calloc(RING_MAX_CMDS, sizeof(*d->queue));
+	if (!d->queue) {
+		free(d);
+		*err = "out of memory";
+		return NULL;
+	}
+	rc = ring_attach(&d->ring, map, map_size, err);
+	if (rc) {
+		free(d->queue);
+		free(d);
+		return NULL;
+	}
+	d->fd = fd;
+	d->map = map;
+	d->map_size = map_size;
+	d->info.id = atomic_fetch_add(&next_dev_id, 1);
+	d->info.ring_caps = d->ring.caps;
+	d->info.block_size = 512;
+	d->info.max_xfer_blocks = 128;
+	return d;
+}
+
+void tl_dev_free(struct tl_dev *d)
+{
+	if (!d)
+		return;
+	ring_detach(&d->ring);
+	if (d->map)
+		munmap(d->map, d->map_size);
+	if (d->fd >= 0)
+		close(d->fd);
+	free(d->queue);
+	free(d);
+}
+
+int tl_dev_complete(struct tl_dev *d, struct tl_cmd *cmd)
+{
+	if (cmd == d->current)
+		d->current = NULL;
+	if (ring_complete(&d->ring, cmd))
+		return -EINVAL;
+	d->dirty = true;
+	return 0;
+}
+
+void tl_dev_flush(struct tl_dev *d)
+{
+	uint32_t one = 1;
+
+	if (!d->dirty && !d->ring.tail_dirty)
+		return;
+	d->dirty = false;
+	if (!ring_publish(&d->ring))
+		return;
+	/* One 4-byte write tells the kernel about the whole batch. */
+	if (write(d->fd, &one, sizeof(one)) == sizeof(one))
+		d->stats.kicks++;
+}
+
+static void queue_push(struct tl_dev *d, struct tl_cmd *cmd)
+{
+	d->queue[d->q_tail++ & QMASK] = cmd;
+}
+
+struct tl_cmd *tl_dev_queue_pop(struct tl_dev *d)
+{
+	while (d->q_head != d->q_tail) {
+		struct tl_cmd *cmd = d->queue[d->q_head++ & QMASK];
+
+		if (cmd->state == TL_CMD_ABORTED) {
+			/* Aborted before it ran: the kernel ignores the status. */
+			cmd->status = TL_STATUS_TASK_ABORTED;
+			tl_dev_complete(d, cmd);
+			d->stats.aborted++;
+			continue;
+		}
+		cmd->state = TL_CMD_ACTIVE;
+		d->current = cmd;
+		return cmd;
+	}
+	return NULL;
+}
+
+static void fail_cmd(struct tl_dev *d, struct tl_cmd *cmd, uint8_t key,
+		     uint8_t asc, uint8_t ascq)
+{
+	ring_cmd_set_sense(cmd, key, asc, ascq);
+	cmd->read_len = 0;
+	tl_dev_complete(d, cmd);
+}
+
+void tl_dev_fail_all(struct tl_dev *d, uint8_t key, uint8_t asc, uint8_t ascq)
+{
+	uint32_t id;
+
+	d->q_head = d->q_tail;
+	d->current = NULL;
+	for (id = 1; id < RING_MAX_CMDS && d->ring.inflight; id++) {
+		struct tl_cmd *cmd = ring_cmd_by_id(&d->ring, (uint16_t)id);
+
+		if (cmd)
+			fail_cmd(d, cmd, key, asc, ascq);
+	}
+	tl_dev_flush(d);
+}
+
+static void handle_tmr(struct tl_dev *d, const struct ring_event *ev)
+{
+	uint32_t i;
+
+	for (i = 0; i < ev->tmr_cnt; i++) {
+		struct tl_cmd *cmd = ring_cmd_by_id(&d->ring, ev->tmr_ids[i]);
+
+		/* Queued ones never run; running ones the handler may cancel. */
+		if (cmd && cmd->state == TL_CMD_QUEUED)
+			cmd->state = TL_CMD_ABORTED;
+	}
+	tl_lua_tmr(d->w, d, ev->tmr_type, ev->tmr_ids, ev->tmr_cnt);
+}
+
+static void drain_fd(struct tl_dev *d)
+{
+	uint32_t buf[16];
+
+	/* UIO returns the event count; the simulator queues datagrams. */
+	while (read(d->fd, buf, sizeof(buf)) > 0)
+		;
+}
+
+void tl_dev_service(struct tl_dev *d)
+{
+	struct ring_event ev;
+	int rc;
+
+	drain_fd(d);
+	while ((rc = ring_fetch(&d->ring, &ev)) > 0) {
+		switch (ev.type) {
+		case RING_EV_CMD:
+			d->stats.cmds++;
+			if (!d->opened) {
+				/* LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE */
+				fail_cmd(d, ev.cmd, 0x02, 0x04, 0x00);
+				break;
+			}
+			queue_push(d, ev.cmd);
+			break;
+		case RING_EV_REJECTED:
+			d->stats.rejected++;
+			d->dirty = true;
+			tl_warn("%s: malformed ring entry (cmd_id %u): %s",
+				d->info.name, ev.cmd->id, ev.why);
+			break;
+		case RING_EV_TMR:
+			handle_tmr(d, &ev);
+			break;
+		}
+	}
+	if (rc < 0 && !d->broken_logged) {
+		d->broken_logged = true;
+		tl_err("%s: command ring is broken (%s); waiting for a reset",
+		       d->info.name, d->ring.broken_why);
+	}
+	if (d->q_head != d->q_tail)
+		tl_lua_dispatch(d->w, d);
+	tl_dev_flush(d);
+}

@@ -1,0 +1,345 @@
+// SPDX-License-Identifier: MIT
+/*
+ * lua_host.c - lua_State set-up and the few C->Lua calls the core makes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "device.h"
+#include "log.h"
+#include "lua_host.h"
+#include "ring.h"
+#include "worker.h"
+
+extern const char tl_abi_cdef[];
+
+const char *tl_lua_dir(void)
+{
+	const char *env = getenv("TCMU_LUA_DIR");
+
+	return env && *env ? env : TL_LUA_DIR;
+}
+
+static int push_cdef(lua_State *L)
+{
+	lua_pushstring(L, tl_abi_cdef);
+	return 1;
+}
+
+/* Message handler: the error with a traceback naming file:line. */
+static int traceback(lua_State *L)
+{
+	const char *msg = lua_tostring(L, 1);
+
+	if (!msg)
+		msg = "(error object is not a string)";
+	luaL_traceback(L, L, msg, 1);
+	return 1;
+}
+
+static void set_paths(lua_State *L, const char *handler_dirs)
+{
+	const char *dir = tl_lua_dir();
+	char buf[4096];
+
+	lua_getglobal(L, "package");
+	lua_getfield(L, -1, "path");
+	snprintf(buf, sizeof(buf), "%s/lib/?.lua;%s/lib/?/init.lua;%s", dir,
+		 dir, lua_tostring(L, -1));
+	lua_pop(L, 1);
+	lua_pushstring(L, buf);
+	lua_setfield(L, -2, "path");
+
+	/* The FFI declarations travel inside the binary. */
+	lua_getfield(L, -1, "preload");
+	lua_pushcfunction(L, push_cdef);
+	lua_setfield(L, -2, "tl.cdef");
+	lua_pop(L, 2);
+
+	lua_pushstring(L, dir);
+	lua_setglobal(L, "TL_LUA_DIR");
+	if (handler_dirs && *handler_dirs) {
+		lua_pushstring(L, handler_dirs);
+	} else {
+		snprintf(buf, sizeof(buf), "%s/handlers", dir);
+		lua_pushstring(L, buf);
+	}
+	lua_setglobal(L, "TL_HANDLER_DIRS");
+}
+
+lua_State *tl_lua_new_state(struct tl_worker *w, const char *handler_dirs,
+			    char *err, size_t errlen)
+{
+	lua_State *L = luaL_newstate();
+
+	if (!L) {
+		snprintf(err, errlen, "cannot create a Lua state");
+		return NULL;
+	}
+	luaL_openlibs(L);
+	set_paths(L, handler_dirs);
+	if (!w)
+		return L;
+
+	lua_pushlightuserdata(L, w);
+	lua_setglobal(L, "TL_WORKER");
+	lua_pushcfunction(L, traceback);
+	lua_getglobal(L, "require");
+	lua_pushstring(L, "tl.runtime");
+	if (lua_pcall(L, 1, 1, -3)) {
+		snprintf(err, errlen, "loading tl.runtime: %s",
+			 lua_tostring(L, -1));
+		lua_close(L);
+		return NULL;
+	}
+	w->ref_runtime = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pop(L, 1);
+	return L;
+}
+
+/*
+ * Push traceback handler and runtime[fn]; returns the stack index of the
+ * handler, to pass to call_runtime().
+ */
+static int prep_call(struct tl_worker *w, const char *fn)
+{
+	lua_State *L = w->L;
+	int base;
+
+	lua_pushcfunction(L, traceback);
+	base = lua_gettop(L);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, w->ref_runtime);
+	lua_getfield(L, -1, fn);
+	lua_remove(L, -2);
+	return base;
+}
+
+/* Call with nargs pushed after prep_call(); leaves nres results. */
+static int call_runtime(struct tl_worker *w, int base, int nargs, int nres)
+{
+	return lua_pcall(w->L, nargs, nres, base);
+}
+
+static void log_handler_error(struct tl_dev *d, const char *msg)
+{
+	if (strncmp(d->last_error, msg, sizeof(d->last_error) - 1)) {
+		snprintf(d->last_error, sizeof(d->last_error), "%s", msg);
+		d->error_repeats = 0;
+		tl_err("%s: handler error: %s", d->info.name, msg);
+		return;
+	}
+	d->error_repeats++;
+	/* Same error again: say so at 10, 100, 1000... not every time. */
+	for (uint64_t n = 10; n && n <= d->error_repeats; n *= 10)
+		if (n == d->error_repeats)
+			tl_err("%s: the same handler error %llu more times",
+			       d->info.name, (unsigned long long)n);
+}
+
+int tl_lua_open_device(struct tl_worker *w, struct tl_dev *d,
+		       const char *config, char *err, size_t errlen)
+{
+	lua_State *L = w->L;
+	int base = prep_call(w, "open_device"), rc = 0;
+
+	lua_pushlightuserdata(L, d);
+	if (config)
+		lua_pushstring(L, config);
+	else
+		lua_pushnil(L);
+	if (call_runtime(w, base, 2, 2)) {
+		snprintf(err, errlen, "%s", lua_tostring(L, -1));
+		lua_pop(L, 1);
+		rc = -1;
+	} else if (!lua_toboolean(L, -2)) {
+		snprintf(err, errlen, "%s", lua_tostring(L, -1) ?
+			 lua_tostring(L, -1) : "handler refused to open");
+		lua_pop(L, 2);
+		rc = -1;
+	} else {
+		lua_pop(L, 2);
+	}
+	lua_pop(L, 1);
+	return rc;
+}
+
+void tl_lua_close_device(struct tl_worker *w, struct tl_dev *d)
+{
+	lua_State *L = w->L;
+	int base = prep_call(w, "close_device");
+
+	lua_pushinteger(L, d->info.id);
+	if (call_runtime(w, base, 1, 0)) {
+		log_handler_error(d, lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
+void tl_lua_dispatch(struct tl_worker *w, struct tl_dev *d)
+{
+	lua_State *L = w->L;
+
+	d->stats.batches++;
+	while (d->q_head != d->q_tail) {
+		uint32_t before = d->q_head;
+		int base = prep_call(w, "dispatch");
+
+		lua_pushinteger(L, d->info.id);
+		if (!call_runtime(w, base, 1, 0)) {
+			lua_pop(L, 1);
+			break;
+		}
+		log_handler_error(d, lua_tostring(L, -1));
+		lua_pop(L, 2);
+		/* The command that was running when Lua raised fails alone. */
+		if (d->current && d->current->state == TL_CMD_ACTIVE) {
+			struct tl_cmd *cmd = d->current;
+
+			d->stats.lua_errors++;
+			ring_cmd_set_sense(cmd, 0x04, 0x44, 0x00);
+			cmd->read_len = 0;
+			tl_dev_complete(d, cmd);
+		} else if (d->q_head == before) {
+			/* Raised before taking a command: nothing can run. */
+			struct tl_cmd *cmd;
+
+			while ((cmd = tl_dev_queue_pop(d))) {
+				d->stats.lua_errors++;
+				ring_cmd_set_sense(cmd, 0x04, 0x44, 0x00);
+				cmd->read_len = 0;
+				tl_dev_complete(d, cmd);
+			}
+		}
+		d->current = NULL;
+	}
+}
+
+void tl_lua_tmr(struct tl_worker *w, struct tl_dev *d, uint8_t type,
+		const uint16_t *ids, uint32_t cnt)
+{
+	lua_State *L = w->L;
+	int base = prep_call(w, "tmr");
+
+	lua_pushinteger(L, d->info.id);
+	lua_pushinteger(L, type);
+	lua_pushlightuserdata(L, (void *)ids);
+	lua_pushinteger(L, cnt);
+	if (call_runtime(w, base, 4, 0)) {
+		log_handler_error(d, lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
+void tl_lua_resize(struct tl_worker *w, struct tl_dev *d)
+{
+	lua_State *L = w->L;
+	int base = prep_call(w, "resize");
+
+	lua_pushinteger(L, d->info.id);
+	if (call_runtime(w, base, 1, 0)) {
+		log_handler_error(d, lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
+void tl_lua_event(struct tl_worker *w, int kind, int id, int revents)
+{
+	lua_State *L = w->L;
+	int base = prep_call(w, "event");
+
+	lua_pushinteger(L, kind);
+	lua_pushinteger(L, id);
+	lua_pushinteger(L, revents);
+	if (call_runtime(w, base, 3, 0)) {
+		tl_err("worker %d: event callback failed: %s", w->index,
+		       lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
+int tl_lua_reload(struct tl_worker *w, char *err, size_t errlen)
+{
+	lua_State *L = w->L;
+	int base = prep_call(w, "reload"), rc = 0;
+
+	if (call_runtime(w, base, 0, 2)) {
+		snprintf(err, errlen, "%s", lua_tostring(L, -1));
+		lua_pop(L, 1);
+		rc = -1;
+	} else {
+		if (!lua_toboolean(L, -2)) {
+			snprintf(err, errlen, "%s", lua_tostring(L, -1));
+			rc = -1;
+		}
+		lua_pop(L, 2);
+	}
+	lua_pop(L, 1);
+	return rc;
+}
+
+static int run_chunk(lua_State *L, int loaded, int argc, char **argv)
+{
+	int i, base;
+
+	if (loaded) {
+		fprintf(stderr, "tcmu-lua: %s\n", lua_tostring(L, -1));
+		return 1;
+	}
+	/* The conventional global 'arg': script name at 0, then arguments. */
+	lua_createtable(L, argc, 1);
+	for (i = 0; i < argc; i++) {
+		lua_pushstring(L, argv[i]);
+		lua_rawseti(L, -2, i);
+	}
+	lua_setglobal(L, "arg");
+	lua_pushcfunction(L, traceback);
+	lua_insert(L, -2);
+	base = lua_gettop(L) - 1;
+	for (i = 1; i < argc; i++)
+		lua_pushstring(L, argv[i]);
+	if (lua_pcall(L, argc > 0 ? argc - 1 : 0, 1, base)) {
+		fprintf(stderr, "tcmu-lua: %s\n", lua_tostring(L, -1));
+		return 1;
+	}
+	return lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+}
+
+int tl_lua_run_file(const char *file, int argc, char **argv)
+{
+	char err[256];
+	lua_State *L = tl_lua_new_state(NULL, NULL, err, sizeof(err));
+	int rc;
+
+	if (!L) {
+		fprintf(stderr, "tcmu-lua: %s\n", err);
+		return 1;
+	}
+	rc = run_chunk(L, luaL_loadfile(L, file), argc, argv);
+	lua_close(L);
+	return rc;
+}
+
+int tl_lua_run_string(const char *name, const char *src, int argc,
+		      char **argv)
+{
+	char err[256];
+	lua_State *L = tl_lua_new_state(NULL, NULL, err, sizeof(err));
+	int rc;
+
+	if (!L) {
+		fprintf(stderr, "tcmu-lua: %s\n", err);
+		return 1;
+	}
+	rc = run_chunk(L, luaL_loadbuffer(L, src, strlen(src), name), argc,
+		       argv);
+	lua_close(L);
+	return rc;
+}

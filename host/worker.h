@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * worker.h - a worker: one thread, one libev loop, one lua_State, and the
+ * devices assigned to it.  A worker can also run "inline" in the calling
+ * thread, which is how specs, the sandbox and benchmarks use it.
+ */
+#ifndef TL_WORKER_H
+#define TL_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ev.h>
+#include <lua.h>
+
+struct tl_dev;
+struct tl_worker_req;
+
+struct tl_worker_opts {
+	const char *handler_dirs;	/* ';'-separated directories */
+};
+
+struct tl_worker {
+	int index;
+	struct ev_loop *loop;
+	lua_State *L;
+	int ref_runtime;	/* registry ref of the tl.runtime table */
+	bool threaded;
+	bool stopping;
+	pthread_t thread;
+
+	/* Requests from other threads, run on the worker's loop. */
+	ev_async wake;
+	pthread_mutex_t lock;
+	pthread_cond_t done;
+	struct tl_worker_req *reqs;
+
+	struct tl_dev *devs;
+	unsigned int ndevs;
+
+	/* Timers and fd watchers handed out to Lua, by id. */
+	struct tl_watch **watches;	/* chunks of watchers */
+	int nwatches;
+};
+
+int tl_worker_timer_start(struct tl_worker *w, double after, double repeat);
+int tl_worker_io_start(struct tl_worker *w, int fd, int events);
+void tl_worker_watch_stop(struct tl_worker *w, int id);
+
+/* Create a worker; threaded ones start their thread at once. */
+struct tl_worker *tl_worker_new(int index, bool threaded,
+				const struct tl_worker_opts *o, char *err,
+				size_t errlen);
+/* Stop the loop, close every device's handler, free everything. */
+void tl_worker_free(struct tl_worker *w);
+
+/*
+ * Give a device to the worker and open its handler in Lua.  config is a Lua
+ * table constructor ("{ path = '/x' }") or NULL to parse info.cfgstring.
+ * Returns 0, or -1 with a message in err; on failure the device is not
+ * attached (the caller still owns it).  Safe from any thread: for a
+ * threaded worker it waits for the worker to finish.
+ */
+int tl_worker_add_device(struct tl_worker *w, struct tl_dev *d,
+			 const char *config, char *err, size_t errlen);
+
+/* Close the handler, fail what is left, detach and free the device. */
+void tl_worker_remove_device(struct tl_worker *w, struct tl_dev *d);
+
+/* Tell the handler the capacity changed (info already updated). */
+void tl_worker_resize_device(struct tl_worker *w, struct tl_dev *d);
+
+/* Inline workers: run the loop once; wait_ms < 0 blocks, 0 polls. */
+void tl_worker_run_once(struct tl_worker *w, int wait_ms);
+
+#endif /* TL_WORKER_H */

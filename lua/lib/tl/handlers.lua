@@ -1,0 +1,100 @@
+-- tl.handlers: finding, loading and checking handler modules.
+--
+-- A handler is named by a word ([A-Za-z0-9_-]) and found as <dir>/<name>.lua
+-- in one of the configured handler directories, and nowhere else: a name
+-- can never be a path.  Loading runs the file in a protected call; syntax
+-- and load-time errors come back as messages with file:line.
+local schema = require 'tl.schema'
+
+local M = {}
+
+local dirs = {}
+for dir in (TL_HANDLER_DIRS or ''):gmatch('[^;]+') do
+  dirs[#dirs + 1] = dir
+end
+M.dirs = dirs
+
+local cache = {}
+
+function M.valid_name(name)
+  return type(name) == 'string' and #name > 0 and #name <= 64
+    and name:match('^[%w_%-]+$') ~= nil
+end
+
+local callbacks = { 'open', 'close', 'reconfig', 'migrate', 'handle', 'read',
+  'write', 'flush', 'unmap', 'write_same', 'compare_and_write', 'abort' }
+
+-- What a handler table must look like; errors name the file.
+local function check(h, path)
+  if type(h) ~= 'table' then
+    return nil, path .. ': a handler must return a table'
+  end
+  for _, cb in ipairs(callbacks) do
+    if h[cb] ~= nil and type(h[cb]) ~= 'function' then
+      return nil, ('%s: %s must be a function'):format(path, cb)
+    end
+  end
+  if h.schema ~= nil and type(h.schema) ~= 'table' then
+    return nil, path .. ': schema must be a table'
+  end
+  if not (h.handle or h.read) then
+    return nil, path .. ': a handler needs handle() or read()'
+  end
+  return true
+end
+
+function M.find(name)
+  for _, dir in ipairs(dirs) do
+    local path = dir .. '/' .. name .. '.lua'
+    local f = io.open(path, 'r')
+    if f then
+      f:close()
+      return path
+    end
+  end
+end
+
+-- Load a handler.  fresh = true reads it from disk again (reload).
+function M.load(name, fresh)
+  if not M.valid_name(name) then
+    return nil, ('invalid handler name %q (letters, digits, _ and - only)')
+      :format(tostring(name))
+  end
+  if cache[name] and not fresh then return cache[name] end
+  local path = M.find(name)
+  if not path then
+    return nil, ('no handler %q in %s'):format(name, table.concat(dirs, ';'))
+  end
+  local chunk, err = loadfile(path)
+  if not chunk then return nil, err end
+  local ok, h = xpcall(chunk, debug.traceback, name)
+  if not ok then return nil, h end
+  local good, why = check(h, path)
+  if not good then return nil, why end
+  h.name = h.name or name
+  h.path = path
+  cache[name] = h
+  return h
+end
+
+-- Options for a device: from a Lua table constructor (YAML, specs), or
+-- else from the configfs string.  Returns the validated table.
+function M.config(h, conf_src, cfgstring, where)
+  local conf
+  if conf_src and conf_src ~= '' then
+    local chunk, err = load('return ' .. conf_src, '=config', 't', {})
+    if not chunk then return nil, 'bad options: ' .. err end
+    local ok, t = pcall(chunk)
+    if not ok or type(t) ~= 'table' then
+      return nil, 'bad options: ' .. tostring(t)
+    end
+    conf = t
+  else
+    local err
+    conf, err = schema.parse_cfgstring(cfgstring, h.cfgstring_key)
+    if not conf then return nil, err end
+  end
+  return schema.validate(h.schema, conf, where or h.name)
+end
+
+return M

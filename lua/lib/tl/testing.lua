@@ -1,0 +1,177 @@
+-- tl.testing: an initiator for devices on the built-in kernel simulator.
+--
+-- Specs, the sandbox and benchmarks use it to send CDBs to a handler that
+-- runs exactly as in the daemon (its own worker and lua_State, the real
+-- ring code), and to look at what comes back: status, sense, data and the
+-- residual.  Convenience over speed: results are Lua strings.
+local ffi = require 'ffi'
+local abi = require 'tl.abi'
+local C = abi.C
+
+local M = {}
+
+M.DIR_NONE, M.DIR_WRITE, M.DIR_READ = 0, 1, 2
+M.CAP_OOOC, M.CAP_READ_LEN, M.CAP_TMR = 1, 2, 4
+M.DEFAULT_CAPS = 1 + 2 + 4
+
+-- Lua value -> Lua source text, for handler options.
+function M.serialize(v)
+  local t = type(v)
+  if t == 'string' then return ('%q'):format(v) end
+  if t == 'number' or t == 'boolean' then return tostring(v) end
+  if t ~= 'table' then error('cannot serialize a ' .. t) end
+  local parts = {}
+  for k, val in pairs(v) do
+    local key = type(k) == 'string' and ('[%q]'):format(k) or ('[%s]'):format(k)
+    parts[#parts + 1] = key .. '=' .. M.serialize(val)
+  end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+-- "28 00 00 00 00 10 00 00 08 00", a table of bytes, or a byte string.
+function M.bytes(cdb)
+  if type(cdb) == 'table' then
+    local out = {}
+    for i, b in ipairs(cdb) do out[i] = string.char(b) end
+    return table.concat(out)
+  end
+  if type(cdb) == 'string' and cdb:match('^[%x%s]+$') and cdb:find('%x%x') then
+    local out = {}
+    for hex in cdb:gmatch('%x%x') do out[#out + 1] = string.char(tonumber(hex, 16)) end
+    return table.concat(out)
+  end
+  return cdb
+end
+
+local Device = {}
+Device.__index = Device
+
+-- opts: handler, size, block_size, config (table or Lua source), caps,
+-- name, write_cache, max_xfer_blocks, ring_bytes, data_bytes.
+function M.device(opts)
+  local o = ffi.new('struct tl_simdev_opts')
+  local keep = {}
+  local function str(s) keep[#keep + 1] = s; return s end
+  o.name = str(opts.name or 'sim0')
+  o.handler = str(assert(opts.handler, 'handler required'))
+  local config = opts.config
+  if type(config) == 'table' then config = M.serialize(config) end
+  if config then o.config = str(config) end
+  if opts.handler_dirs then o.handler_dirs = str(opts.handler_dirs) end
+  o.size = opts.size or 64 * 1024 * 1024
+  o.block_size = opts.block_size or 512
+  o.max_xfer_blocks = opts.max_xfer_blocks or 0
+  o.caps = opts.caps or M.DEFAULT_CAPS
+  o.ring_bytes = opts.ring_bytes or 0
+  o.data_bytes = opts.data_bytes or 0
+  o.write_cache = opts.write_cache and 1 or 0
+  local err = ffi.new('char[1024]')
+  local sd = C.tl_ffi_simdev_new(o, err, 1024)
+  if sd == nil then return nil, ffi.string(err) end
+  return setmetatable({ sd = ffi.gc(sd, C.tl_ffi_simdev_free) }, Device)
+end
+
+function Device:close()
+  if self.sd then
+    C.tl_ffi_simdev_free(ffi.gc(self.sd, nil))
+    self.sd = nil
+  end
+end
+
+-- Queue a command without publishing it; returns the cmd_id.
+-- opts.data (string) makes it a data-out command; opts.len a data-in one.
+function Device:prepare(cdb, opts)
+  opts = opts or {}
+  local bytes = M.bytes(cdb)
+  local dir, buf, len = M.DIR_NONE, nil, 0
+  if opts.data then
+    dir, buf, len = M.DIR_WRITE, opts.data, #opts.data
+  elseif opts.len and opts.len > 0 then
+    dir, len = M.DIR_READ, opts.len
+  end
+  local id = C.tl_ffi_simdev_prepare(self.sd, bytes, #bytes, dir, buf, len)
+  if id <= 0 then return nil, id == 0 and 'ring or data area full' or 'bad command' end
+  return id
+end
+
+function Device:publish() C.tl_ffi_simdev_publish(self.sd) end
+
+function Device:submit(cdb, opts)
+  local id, err = self:prepare(cdb, opts)
+  if id then self:publish() end
+  return id, err
+end
+
+-- Let the worker run once; wait_ms < 0 blocks until something happens.
+function Device:run(wait_ms)
+  return C.tl_ffi_simdev_run(self.sd, wait_ms or 0)
+end
+
+-- The result of a finished command as a table, or nil if not done yet.
+function Device:result(id, keep)
+  local r = C.tl_ffi_simdev_result(self.sd, id)
+  if r == nil or r.done == 0 then return nil end
+  local res = {
+    status = r.status,
+    sense = ffi.string(r.sense, 96),
+    read_len_valid = r.read_len_valid ~= 0,
+    residual = r.residual,
+    read_len = r.read_len,
+    data = r.data ~= nil and ffi.string(r.data, r.read_len) or nil,
+  }
+  res.sense_key = res.sense:byte(1) == 0x72 and bit.band(res.sense:byte(2), 0xf)
+    or bit.band(res.sense:byte(3), 0xf)
+  res.asc = res.sense:byte(1) == 0x72 and res.sense:byte(3) or res.sense:byte(13)
+  res.ascq = res.sense:byte(1) == 0x72 and res.sense:byte(4) or res.sense:byte(14)
+  if not keep then C.tl_ffi_simdev_release(self.sd, id) end
+  return res
+end
+
+-- Send one command and wait for it (timers and async handlers included).
+function Device:exec(cdb, opts)
+  local id, err = self:submit(cdb, opts)
+  if not id then return nil, err end
+  local deadline = os.time() + ((opts and opts.timeout) or 10)
+  while true do
+    self:run(0)
+    local res = self:result(id)
+    if res then return res end
+    if os.time() > deadline then return nil, 'timed out' end
+    self:run(10)
+  end
+end
+
+function Device:inflight() return C.tl_ffi_simdev_inflight(self.sd) end
+
+function Device:tmr(tmr_type, ids)
+  local arr = ffi.new('uint16_t[?]', #ids + 1)
+  for i, v in ipairs(ids) do arr[i - 1] = v end
+  return C.tl_ffi_simdev_tmr(self.sd, tmr_type, arr, #ids)
+end
+
+function Device:resize(bytes) return C.tl_ffi_simdev_resize(self.sd, bytes) end
+
+function Device:reload()
+  local err = ffi.new('char[1024]')
+  if C.tl_ffi_simdev_reload(self.sd, err, 1024) ~= 0 then
+    return nil, ffi.string(err)
+  end
+  return true
+end
+
+-- CDB builders for the common commands (big-endian fields).
+local function be(n, width)
+  local out = {}
+  for i = width - 1, 0, -1 do
+    out[#out + 1] = string.char(math.floor(n / 2 ^ (8 * i)) % 256)
+  end
+  return table.concat(out)
+end
+M.be = be
+
+function M.read10(lba, n) return '\40\0' .. be(lba, 4) .. '\0' .. be(n, 2) .. '\0' end
+function M.write10(lba, n) return '\42\0' .. be(lba, 4) .. '\0' .. be(n, 2) .. '\0' end
+function M.read16(lba, n) return '\136\0' .. be(lba, 8) .. be(n, 4) .. '\0\0' end
+function M.write16(lba, n) return '\138\0' .. be(lba, 8) .. be(n, 4) .. '\0\0' end
+
+return M

@@ -1,0 +1,172 @@
+-- The Lua host: handlers on the simulator, through the real ring and worker.
+local T = require 'tl.testing'
+
+local function dev(handler, opts)
+  opts = opts or {}
+  opts.handler = handler
+  opts.handler_dirs = TEST_HANDLER_DIRS
+  opts.size = opts.size or 1024 * 1024
+  return T.device(opts)
+end
+
+local HW_ERROR, ILLEGAL = 0x04, 0x05
+
+describe('the handler contract', function()
+  it('serves a ten-line RAM disk end to end', function()
+    local d = assert(dev('ten_line_ram'))
+    local data = ('0123456789abcdef'):rep(256)
+    local r = assert(d:exec(T.write10(16, 8), { data = data }))
+    assert.equals(0, r.status)
+    r = assert(d:exec(T.read10(16, 8), { len = 4096 }))
+    assert.equals(0, r.status)
+    assert.equals(data, r.data)
+    r = assert(d:exec(T.read10(0, 1), { len = 512 }))
+    assert.equals(('\0'):rep(512), r.data)
+    d:close()
+  end)
+
+  it('checks the LBA range before moving data', function()
+    local d = assert(dev('ten_line_ram'))
+    local r = assert(d:exec(T.read10(2047, 2), { len = 1024 }))
+    assert.equals(2, r.status)
+    assert.equals(ILLEGAL, r.sense_key)
+    assert.equals(0x21, r.asc)
+    d:close()
+  end)
+
+  it('refuses names that could escape the handler directories', function()
+    for _, name in ipairs { '../ram', '/etc/passwd', 'a/b', '..', '' } do
+      local d, err = dev(name)
+      assert.is_nil(d)
+      assert.truthy(err:find('invalid handler name', 1, true), err)
+    end
+  end)
+
+  it('reports syntax and load errors with file:line', function()
+    local d, err = dev('bad_syntax')
+    assert.is_nil(d)
+    assert.truthy(err:find('bad_syntax.lua:1:', 1, true), err)
+    d, err = dev('bad_load')
+    assert.is_nil(d)
+    assert.truthy(err:find('bad_load.lua:1: refusing to load', 1, true), err)
+  end)
+
+  it('names unknown and missing options', function()
+    local d, err = dev('file', { config = { path = '/nonexistent', colour = 'red' } })
+    assert.is_nil(d)
+    assert.truthy(err:find('unknown option "colour"', 1, true), err)
+    d, err = dev('file', { config = {} })
+    assert.is_nil(d)
+    assert.truthy(err:find('missing required option "path"', 1, true), err)
+    d, err = dev('raises', { config = { only_lba7 = 'maybe' } })
+    assert.is_nil(d)
+    assert.truthy(err:find('option "only_lba7": expected', 1, true), err)
+  end)
+
+  it('lets handle() take commands and fall back to the library', function()
+    local d = assert(dev('full_control'))
+    local r = assert(d:exec('00 00 00 00 00 00'))
+    assert.equals(0x08, r.status)          -- BUSY, from the handler
+    r = assert(d:exec('12 00 00 00 24 00', { len = 36 }))
+    assert.equals(0, r.status)             -- INQUIRY, from the library
+    assert.equals(36, #r.data)
+    d:close()
+  end)
+end)
+
+describe('handler errors', function()
+  it('fail only the command that raised, with HARDWARE ERROR', function()
+    local d = assert(dev('raises', { config = { only_lba7 = true } }))
+    local ids = {}
+    for lba = 0, 15 do
+      ids[lba] = assert(d:prepare(T.read10(lba, 1), { len = 512 }))
+    end
+    d:publish()
+    for _ = 1, 5 do d:run(0) end
+    for lba = 0, 15 do
+      local r = assert(d:result(ids[lba]))
+      if lba == 7 then
+        assert.equals(2, r.status)
+        assert.equals(HW_ERROR, r.sense_key)
+        assert.equals(0x44, r.asc)
+      else
+        assert.equals(0, r.status)
+        assert.equals(('\90'):rep(512), r.data)
+      end
+    end
+    assert.equals(0, d:inflight())
+    d:close()
+  end)
+
+  it('never stall the ring when every command raises', function()
+    local d = assert(dev('raises'))
+    for round = 1, 50 do
+      local ids = {}
+      for i = 1, 32 do
+        ids[i] = assert(d:prepare(i % 2 == 0 and T.read10(i, 1) or T.write10(i, 1),
+          i % 2 == 0 and { len = 512 } or { data = ('x'):rep(512) }))
+      end
+      d:publish()
+      d:run(0)
+      for i = 1, 32 do
+        local r = assert(d:result(ids[i]), 'command left in flight')
+        assert.equals(2, r.status)
+        assert.equals(HW_ERROR, r.sense_key)
+      end
+    end
+    assert.equals(0, d:inflight())
+    d:close()
+  end)
+
+  it('turn nonsense return values into a failed command', function()
+    local d = assert(dev('garbage'))
+    local r = assert(d:exec(T.read10(0, 1), { len = 512 }))
+    assert.equals(2, r.status)
+    r = assert(d:exec(T.write10(0, 1), { data = ('y'):rep(512) }))
+    assert.equals(2, r.status)
+    assert.equals(0, d:inflight())
+    d:close()
+  end)
+end)
+
+describe('asynchronous completion', function()
+  it('completes commands later from a timer on the worker loop', function()
+    local d = assert(dev('slow', { config = { delay = 0.02 } }))
+    local ids = {}
+    for i = 1, 8 do ids[i] = assert(d:prepare(T.read10(i, 2), { len = 1024 })) end
+    d:publish()
+    d:run(0)
+    assert.is_nil(d:result(ids[1], true))  -- not yet
+    local deadline = os.time() + 5
+    local done = 0
+    while done < 8 and os.time() <= deadline do
+      d:run(50)
+      done = 0
+      for i = 1, 8 do
+        if d:result(ids[i], true) then done = done + 1 end
+      end
+    end
+    assert.equals(8, done)
+    for i = 1, 8 do
+      local r = d:result(ids[i])
+      assert.equals(0, r.status)
+      assert.equals(('\51'):rep(1024), r.data)
+    end
+    d:close()
+  end)
+end)
+
+describe('task management', function()
+  it('completes queued commands a TMR aborted without running them', function()
+    local d = assert(dev('slow', { config = { delay = 0.01 } }))
+    local a = assert(d:prepare(T.read10(0, 1), { len = 512 }))
+    local b = assert(d:prepare(T.read10(1, 1), { len = 512 }))
+    assert.equals(1, d:tmr(1, { b }))          -- publishes too
+    local deadline = os.time() + 5
+    while d:inflight() > 0 and os.time() <= deadline do d:run(20) end
+    assert.equals(0, d:inflight())
+    assert.equals(0, d:result(a).status)
+    assert.equals(0x40, d:result(b).status)    -- TASK ABORTED
+    d:close()
+  end)
+end)
