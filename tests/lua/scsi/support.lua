@@ -5,6 +5,7 @@
 -- functions.  Under a plain luajit we ffi.cdef the ABI from
 -- bindings/tl_abi.h and give the library pure-Lua copy/fill/memcmp (specs
 -- only) through scsi.set_data_ops.
+if package.loaded['scsi.spec_support'] then return package.loaded['scsi.spec_support'] end
 local ffi = require('ffi')
 local bit = require('bit')
 
@@ -14,6 +15,7 @@ package.path = here .. 'lua/lib/?.lua;' .. here .. 'lua/lib/?/init.lua;' .. pack
 
 local S = {}
 S.root = here
+package.loaded['scsi.spec_support'] = S
 
 if not pcall(ffi.typeof, 'struct tl_cmd') then
 	local f = assert(io.open(here .. 'bindings/tl_abi.h', 'r'))
