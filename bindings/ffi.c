@@ -44,6 +44,11 @@ struct tl_dev_info *tl_ffi_dev_info(struct tl_dev *dev)
 	return &dev->info;
 }
 
+const struct tl_dev_stats *tl_ffi_dev_stats(struct tl_dev *dev)
+{
+	return &dev->stats;
+}
+
 /*
  * Walk the iovecs from byte offset off for up to len bytes, calling fn on
  * each piece.  The shape of every data mover below.
@@ -212,6 +217,26 @@ int64_t tl_ffi_pwrite(struct tl_cmd *cmd, size_t off, size_t len, int fd,
 		}
 	}
 	return total;
+}
+
+int tl_ffi_fast_enable(struct tl_dev *dev, int fd, uint32_t flags)
+{
+	if (fd < 0)
+		return -EBADF;
+	dev->fast.fd = fd;
+	dev->fast.flags = flags;
+	return 0;
+}
+
+void tl_ffi_fast_disable(struct tl_dev *dev)
+{
+	dev->fast.fd = -1;
+	dev->fast.flags = 0;
+}
+
+void tl_ffi_fast_hold(struct tl_dev *dev, int hold)
+{
+	dev->fast.hold = hold;
 }
 
 uint64_t tl_ffi_now_ns(void)

@@ -153,6 +153,11 @@ uint32_t tl_ffi_simdev_inflight(struct tl_simdev *sd)
 	return sim_inflight(sd->sim);
 }
 
+const struct tl_dev_stats *tl_ffi_simdev_stats(struct tl_simdev *sd)
+{
+	return &sd->dev->stats;
+}
+
 int tl_ffi_simdev_reload(struct tl_simdev *sd, char *err, size_t errlen)
 {
 	return tl_lua_reload(sd->w, err, errlen);

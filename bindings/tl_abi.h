@@ -98,6 +98,17 @@ struct tl_dev_info {
 	char cfgstring[TL_CFGSTR_MAX];	/* handler config string after the subtype */
 };
 
+/* Counters the core keeps per device (control socket, specs, benchmarks). */
+struct tl_dev_stats {
+	uint64_t cmds;		/* commands fetched from the ring */
+	uint64_t fast;		/* served by the C fast path */
+	uint64_t lua_errors;	/* failed because a handler raised */
+	uint64_t rejected;	/* malformed ring entries */
+	uint64_t aborted;	/* aborted by a TMR before running */
+	uint64_t kicks;		/* 4-byte writes to the fd */
+	uint64_t batches;	/* dispatch calls into Lua */
+};
+
 struct tl_dev;		/* opaque: one TCMU device served by a worker */
 struct tl_worker;	/* opaque: one worker thread (loop + lua_State) */
 
@@ -114,6 +125,7 @@ const char *tl_ffi_strerror(int err);
 struct tl_cmd *tl_ffi_next(struct tl_dev *dev);
 int tl_ffi_complete(struct tl_dev *dev, struct tl_cmd *cmd);
 struct tl_dev_info *tl_ffi_dev_info(struct tl_dev *dev);
+const struct tl_dev_stats *tl_ffi_dev_stats(struct tl_dev *dev);
 
 /*
  * Data movement between the command's iovecs and memory or a file.
@@ -127,6 +139,22 @@ size_t tl_ffi_fill(struct tl_cmd *cmd, size_t off, int byte, size_t len);
 int tl_ffi_memcmp(struct tl_cmd *cmd, size_t off, const void *buf, size_t len, size_t *mismatch);
 int64_t tl_ffi_pread(struct tl_cmd *cmd, size_t off, size_t len, int fd, uint64_t file_off);
 int64_t tl_ffi_pwrite(struct tl_cmd *cmd, size_t off, size_t len, int fd, uint64_t file_off);
+
+/*
+ * The C fast path: READ/WRITE(6/10/12/16) on this device are served in C
+ * with preadv/pwritev on fd, straight between the file and the data area,
+ * unless the command needs the library (protection bits, out of range,
+ * errors) or Lua holds the fast path (a unit attention to report, the unit
+ * stopped...).  Everything else still goes to Lua.
+ */
+enum {
+	TL_FAST_READ = 1,	/* serve reads */
+	TL_FAST_WRITE = 2,	/* serve writes */
+};
+int tl_ffi_fast_enable(struct tl_dev *dev, int fd, uint32_t flags);
+void tl_ffi_fast_disable(struct tl_dev *dev);
+/* hold > 0: send every command to Lua until released with hold = 0. */
+void tl_ffi_fast_hold(struct tl_dev *dev, int hold);
 
 uint64_t tl_ffi_now_ns(void);
 void tl_ffi_log(int level, const char *msg);
@@ -188,6 +216,7 @@ const struct tl_sim_result *tl_ffi_simdev_result(struct tl_simdev *sd, uint16_t 
 void tl_ffi_simdev_release(struct tl_simdev *sd, uint16_t id);
 int tl_ffi_simdev_resize(struct tl_simdev *sd, uint64_t size);
 uint32_t tl_ffi_simdev_inflight(struct tl_simdev *sd);
+const struct tl_dev_stats *tl_ffi_simdev_stats(struct tl_simdev *sd);
 int tl_ffi_simdev_reload(struct tl_simdev *sd, char *err, size_t errlen);
 /* FFI-END */
 

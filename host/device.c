@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "device.h"
+#include "fastpath.h"
 #include "log.h"
 #include "lua_host.h"
 #include "tcmu_uapi.h"
@@ -48,6 +49,7 @@ struct tl_dev *tl_dev_new(int fd, void *map, size_t map_size,
 	d->info.ring_caps = d->ring.caps;
 	d->info.block_size = 512;
 	d->info.max_xfer_blocks = 128;
+	d->fast.fd = -1;
 	return d;
 }
 
@@ -173,7 +175,8 @@ void tl_dev_service(struct tl_dev *d)
 				fail_cmd(d, ev.cmd, 0x02, 0x04, 0x00);
 				break;
 			}
-			queue_push(d, ev.cmd);
+			if (!tl_fast_try(d, ev.cmd))
+				queue_push(d, ev.cmd);
 			break;
 		case RING_EV_REJECTED:
 			d->stats.rejected++;

@@ -17,13 +17,11 @@
 
 struct tl_worker;
 
-struct tl_dev_stats {
-	uint64_t cmds;
-	uint64_t lua_errors;	/* commands failed because a handler raised */
-	uint64_t rejected;	/* malformed ring entries */
-	uint64_t aborted;	/* commands aborted by a TMR before running */
-	uint64_t kicks;		/* 4-byte writes to the fd */
-	uint64_t batches;	/* dispatch calls into Lua */
+
+struct tl_fast {
+	int fd;			/* -1: no fast path */
+	uint32_t flags;		/* TL_FAST_* */
+	int hold;		/* Lua wants every command for now */
 };
 
 struct tl_dev {
@@ -41,6 +39,8 @@ struct tl_dev {
 	struct tl_cmd **queue;
 	uint32_t q_head, q_tail;	/* free-running; mask with RING_MAX_CMDS-1 */
 	struct tl_cmd *current;		/* last command handed to Lua */
+
+	struct tl_fast fast;
 
 	bool dirty;		/* completions not yet published */
 	bool opened;		/* the Lua handler's open() succeeded */

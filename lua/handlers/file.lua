@@ -24,6 +24,8 @@ return {
     create = { type = 'boolean', default = false,
       doc = 'create the file (sparse) if it does not exist' },
     direct = { type = 'boolean', default = false, doc = 'open with O_DIRECT' },
+    fast = { type = 'boolean', default = true,
+      doc = 'serve READ/WRITE in C (the fast path); false keeps them in Lua' },
   },
 
   open = function(dev, conf)
@@ -47,10 +49,12 @@ return {
         return nil, ('cannot size %s: %s'):format(conf.path, err)
       end
     end
+    if conf.fast then C.tl_ffi_fast_enable(dev.ptr, fd, 3) end
     return { fd = fd, path = conf.path }
   end,
 
   close = function(dev)
+    C.tl_ffi_fast_disable(dev.ptr)
     C.close(dev.state.fd)
   end,
 

@@ -124,6 +124,7 @@ function M.close_device(id)
   for wid, w in pairs(watchers) do
     if w.dev == dev then dev:cancel(wid) end
   end
+  C.tl_ffi_fast_disable(dev.ptr)
   if dev.handler.close then dev.handler.close(dev) end
 end
 
@@ -214,6 +215,7 @@ function M.reload()
             state)
         end
       else
+        C.tl_ffi_fast_disable(dev.ptr)
         if old_handler.close then old_handler.close(dev) end
         local ok, err = open_with(dev, h, p.conf)
         if not ok then

@@ -143,6 +143,15 @@ end
 
 function Device:inflight() return C.tl_ffi_simdev_inflight(self.sd) end
 
+-- The core's counters for this device (cmds, fast, lua_errors, ...).
+function Device:stats()
+  local s = C.tl_ffi_simdev_stats(self.sd)
+  return { cmds = tonumber(s.cmds), fast = tonumber(s.fast),
+    lua_errors = tonumber(s.lua_errors), rejected = tonumber(s.rejected),
+    aborted = tonumber(s.aborted), kicks = tonumber(s.kicks),
+    batches = tonumber(s.batches) }
+end
+
 function Device:tmr(tmr_type, ids)
   local arr = ffi.new('uint16_t[?]', #ids + 1)
   for i, v in ipairs(ids) do arr[i - 1] = v end
