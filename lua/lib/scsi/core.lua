@@ -39,10 +39,10 @@ function M.good(dev, cmd)
 end
 local good = M.good
 
--- Log through the runtime when it gives us a logger.
+-- Log through the runtime's dev:log(level, fmt, ...) when there is one.
 function M.log(dev, level, msg)
 	local log = dev.log
-	if log then log(dev, level, msg) end
+	if log then log(dev, level, '%s', msg) end
 end
 
 -- The command failed with sense s.  info: INFORMATION field, sks: a
