@@ -276,12 +276,12 @@ function M.field_value(get, f)
 end
 
 -- The CDB USAGE DATA bit map of a command (SPC-4 6.35.3): a table of
--- c.len numbers.  Byte 0 is the opcode; the CONTROL byte shows only NACA,
+-- c.len numbers.  Byte 0 is the opcode itself; the CONTROL byte shows only NACA,
 -- the one control bit we look at (and refuse).
 function M.usage(c)
 	local u = {}
 	for i = 0, c.len - 1 do u[i] = 0 end
-	u[0] = 0xFF
+	u[0] = c.op	-- the first byte holds the operation code itself
 	for _, f in ipairs(c.fields) do
 		if f.name == 'CONTROL' then
 			u[f.byte] = 0x04
