@@ -40,8 +40,9 @@
 #                  ${XDG_CACHE_HOME:-~/.cache}/tcmu-lua-vm
 #   --no-pvh       boot the compressed bzImage, not the unpacked ELF kernel
 #                  [TL_VM_PVH=0]
-# Other environment: TL_VM_KVM=1 use KVM if /dev/kvm works (nested KVM hangs
-# on some hosts, so TCG is the default); TL_VM_QEMU qemu binary.
+# Other environment: TL_VM_KVM=1 use KVM if /dev/kvm is usable (nested KVM
+# hangs or aborts on some hosts, so TCG is the default); TL_VM_CPU qemu -cpu
+# model (default max under TCG, host under KVM); TL_VM_QEMU qemu binary.
 
 set -uo pipefail
 
@@ -160,7 +161,7 @@ fi
 OUT=$(readlink -f "$OUT")
 LOG=$OUT/console.log
 rm -f "$OUT/exit-status" "$OUT/boot-seconds" "$OUT/dmesg.txt" "$OUT/init-error" \
-      "$OUT/job.env" "$OUT/mounts" "$LOG"
+      "$OUT/job.env" "$OUT/mounts" "$OUT/results.txt" "$LOG"
 
 # Single quotes for /bin/sh (dash) in the guest.
 shq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
@@ -230,11 +231,13 @@ case $OUT in *,*) say "output directory $OUT must not contain ','"; exit 2 ;; es
 
 # --- qemu -------------------------------------------------------------------
 
+# -cpu max: host binaries built with -march=native may use instructions
+# (SSE4.2, AVX2) that the default qemu64 model lacks.
 # shellcheck disable=SC2054  # the commas are qemu's
-ACCEL=(-accel tcg,thread=multi -cpu max)
+ACCEL=(-accel tcg,thread=multi -cpu "${TL_VM_CPU:-max}")
 if [ "${TL_VM_KVM:-0}" = 1 ]; then
     if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
-        ACCEL=(-accel kvm -cpu host)
+        ACCEL=(-accel kvm -cpu "${TL_VM_CPU:-host}")
     else
         say "TL_VM_KVM=1 but /dev/kvm is not usable: using TCG"
     fi
