@@ -48,7 +48,7 @@ end
 -- The command failed with sense s.  info: INFORMATION field, sks: a
 -- sense.field_pointer() value.  Nothing was transferred: read_len = 0.
 function M.fail(dev, cmd, s, info, sks)
-	if type(s) ~= 'table' or s.status == nil then
+	if type(s) ~= 'table' or s.status == nil or s.key == nil then
 		M.log(dev, 'err', 'handler error: ' .. tostring(s))
 		s = HARDWARE_ERROR
 	end
@@ -97,10 +97,11 @@ end
 
 -- Turn what a handler returned into nil (success), PENDING or a sense.
 -- Handlers return true or nothing for success, nil + SENSE for failure.
+-- Anything else is a handler bug: fail() logs it and answers HARDWARE ERROR.
 function M.outcome(r, e)
 	if r == PENDING then return PENDING end
 	if e ~= nil then return e end
-	if r == false then return HARDWARE_ERROR end
+	if r ~= true and r ~= nil then return r == false and HARDWARE_ERROR or r end
 	return nil
 end
 local outcome = M.outcome
@@ -133,7 +134,7 @@ end
 function M.done(dev, cmd, s_, info)
 	local s = dev.scsi
 	if cmd == s.scratch then cmd = s.xowner end
-	if s_ ~= nil and (type(s_) ~= 'table' or s_.status == nil) then
+	if s_ ~= nil and (type(s_) ~= 'table' or s_.status == nil or s_.key == nil) then
 		M.log(dev, 'err', 'handler error: ' .. tostring(s_))
 		s_ = HARDWARE_ERROR
 	end

@@ -120,7 +120,6 @@ function M.attach(dev)
 	local h = dev.handler or {}
 	local info = dev.info
 	assert(info ~= nil, 'scsi.attach: dev.info is missing')
-	assert(has(h, 'read'), 'scsi.attach: the handler has no read function')
 	local conf = dev.conf or {}
 	local s = dev.scsi
 	local first = s == nil
@@ -158,6 +157,8 @@ function M.attach(dev)
 	s.dev = dev
 	s.info = info
 	-- Handler callbacks, looked up once.
+	-- A handler without read (one that handle()s everything itself) gets
+	-- no READ-like commands: they answer INVALID COMMAND OPERATION CODE.
 	s.h_read, s.h_write, s.h_flush, s.h_unmap = h.read, h.write, h.flush, h.unmap
 	s.h_write_same = has(h, 'write_same') and h.write_same or nil
 	s.h_caw = has(h, 'compare_and_write') and h.compare_and_write or nil

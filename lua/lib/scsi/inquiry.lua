@@ -94,7 +94,7 @@ local function standard(s, p)
 	p[4] = STD_LEN - 5	-- ADDITIONAL LENGTH, whatever the allocation length
 	-- 3PC: EXTENDED COPY works when we can write.  TPGS=0: ALUA is the
 	-- kernel's.  PROTECT=0: no protection information.
-	p[5] = s.h_write and 0x08 or 0x00
+	p[5] = (s.h_write and s.h_read) and 0x08 or 0x00
 	p[6] = 0x00
 	p[7] = 0x02		-- CMDQUE=1: commands are queued
 	put_ascii(p, 8, s.vendor, 8)
@@ -140,7 +140,7 @@ end
 vpd[0xB0] = function(s, p)
 	local info = s.info
 	p[4] = 0x01				-- WSNZ: WRITE SAME of 0 blocks is refused
-	p[5] = s.h_write and s.caw_max or 0	-- MAXIMUM COMPARE AND WRITE LENGTH
+	p[5] = (s.h_write and s.h_read) and s.caw_max or 0-- MAXIMUM COMPARE AND WRITE LENGTH
 	put16(p, 6, 0)				-- OPTIMAL TRANSFER LENGTH GRANULARITY
 	put32(p, 8, info.max_xfer_blocks)	-- MAXIMUM TRANSFER LENGTH (0: none)
 	put32(p, 12, info.max_xfer_blocks)	-- OPTIMAL TRANSFER LENGTH

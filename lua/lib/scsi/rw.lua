@@ -60,7 +60,7 @@ local function read_blocks(dev, cmd, s, lba, n, tl_byte, protect)
 	cmd.read_len = len
 	local r, e = s.h_read(dev, cmd, lba * bs, len, 0)
 	if r == PENDING then return end
-	if e ~= nil or r == false then return fail(dev, cmd, e) end
+	if e ~= nil or (r ~= true and r ~= nil) then return fail(dev, cmd, e or r) end
 	return good(dev, cmd)
 end
 
