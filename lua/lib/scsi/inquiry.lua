@@ -140,7 +140,7 @@ end
 vpd[0xB0] = function(s, p)
 	local info = s.info
 	p[4] = 0x01				-- WSNZ: WRITE SAME of 0 blocks is refused
-	p[5] = (s.h_write and s.h_read) and s.caw_max or 0-- MAXIMUM COMPARE AND WRITE LENGTH
+	p[5] = (s.h_write and s.h_read) and s.caw_max or 0	-- MAXIMUM COMPARE AND WRITE LENGTH
 	put16(p, 6, 0)				-- OPTIMAL TRANSFER LENGTH GRANULARITY
 	put32(p, 8, info.max_xfer_blocks)	-- MAXIMUM TRANSFER LENGTH (0: none)
 	put32(p, 12, info.max_xfer_blocks)	-- OPTIMAL TRANSFER LENGTH
