@@ -133,7 +133,13 @@ end
 -- answered PENDING to.  cmd may be the scratch command lent for it.
 function M.done(dev, cmd, s_, info)
 	local s = dev.scsi
-	if cmd == s.scratch then cmd = s.xowner end
+	if cmd == s.scratch then
+		cmd = s.xowner
+		if cmd == nil then
+			M.log(dev, 'err', 'dev:done on the scratch command with no command using it')
+			return
+		end
+	end
 	if s_ ~= nil and (type(s_) ~= 'table' or s_.status == nil or s_.key == nil) then
 		M.log(dev, 'err', 'handler error: ' .. tostring(s_))
 		s_ = HARDWARE_ERROR

@@ -36,6 +36,15 @@ M.sense = sense
 M.done = core.done
 M.set_data_ops = D.set		-- specs only: pure-Lua copy/fill/memcmp
 M.SCRATCH_BYTES = 1024 * 1024	-- default size of the per-device scratch buffer
+M.schema = require('scsi.options')	-- the dev.conf options this library reads
+
+-- Tables indexed by cmd.id (1..65535), preallocated so that storing a
+-- continuation on the WRITE path never allocates.
+local ok_new, table_new = pcall(require, 'table.new')
+local function by_id_table()
+	if ok_new then return table_new(65536, 0) end
+	return {}
+end
 
 -- The command modules, each a table of opcode -> function(dev, cmd, s), or
 -- opcode -> {[service action] = function} for service-action opcodes.
@@ -126,7 +135,7 @@ function M.attach(dev)
 	if first then
 		-- State that lives as long as the device, across reloads.
 		s = {}
-		s.cont, s.ctx = {}, {}	-- continuation and its context, by cmd.id
+		s.cont, s.ctx = by_id_table(), by_id_table()	-- continuation and context, by cmd.id
 		s.deferred = {}		-- commands waiting for the exclusive lock
 		s.kicking = false
 		s.xowner = nil		-- the command owning the scratch (exclusive)
