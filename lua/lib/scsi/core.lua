@@ -117,7 +117,13 @@ PENDING.  The continuation is registered before op is called, so a handler
 that calls dev:done() before it even returns PENDING works too.  Sync
 handlers make the steps tail calls: no stack grows however many steps.
 ]]
+local ABORTED = 3	-- TL_CMD_ABORTED: the kernel gave up on it (TMR)
+local ABORTED_COMMAND = sense.ABORTED_COMMAND
+
 function M.run(dev, cmd, ctx, nextfn, op, target, a, b, c, d)
+	-- An aborted command still completes, but its remaining steps are
+	-- skipped: nobody waits for their result any more.
+	if cmd.state == ABORTED then return nextfn(dev, cmd, ctx, ABORTED_COMMAND) end
 	local s = dev.scsi
 	local id = cmd.id
 	s.cont[id] = nextfn
