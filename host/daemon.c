@@ -1,0 +1,794 @@
+// SPDX-License-Identifier: MIT
+/*
+ * daemon.c - the main thread of `tcmu-lua daemon`.
+ *
+ * It owns the netlink socket, the registry of devices (uio minor ->
+ * struct tl_dev and its worker) and the configfs log.  Configfs writes
+ * that make the kernel wait for a netlink answer (enabling or removing a
+ * backstore) run on a short-lived job thread, so that this thread is free
+ * to give that answer.
+ *
+ * Start-up, crash-safe:
+ *   1. block netlink, reset it (frees configfs writes still waiting for a
+ *      daemon that died), join the multicast group, SET_FEATURES;
+ *   2. serve every TCMU device already there: block it, reset its ring
+ *      (in-flight commands end BUSY and are retried), open, unblock;
+ *   3. unblock netlink, then create the configured devices (job thread).
+ * Stop: undo the configfs log (job thread; LUN removal drains the I/O),
+ * close what is left, tell the kernel we no longer answer events.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "config.h"
+#include "configfs.h"
+#include "daemon.h"
+#include "device.h"
+#include "log.h"
+#include "netlink.h"
+#include "tcmu_uapi.h"
+#include "uio.h"
+#include "worker.h"
+
+struct ddev {
+	struct ddev *next;
+	unsigned int minor;
+	struct tl_uio_name name;
+	struct tl_dev *dev;
+	struct tl_worker *w;
+	bool nl_reply;		/* the kernel waits for our answers */
+};
+
+enum job_kind { JOB_NONE, JOB_CREATE, JOB_TEARDOWN };
+
+struct daemon {
+	struct ev_loop *loop;
+	struct tl_config *cfg;
+	bool kernel;
+
+	struct tl_worker **workers;
+	unsigned int nworkers, next_worker;
+
+	struct tl_nl *nl;
+	ev_io nl_io;
+	ev_signal sig_term, sig_int, sig_hup;
+
+	struct ddev *devs;
+	struct tl_cfs *cfs;
+
+	/* The configfs job thread; one at a time. */
+	enum job_kind job;
+	pthread_t job_thread;
+	ev_async job_done;
+	int job_rc;
+	char job_err[512];
+
+	bool stopping;		/* a signal asked us to stop */
+	bool tearing_down;
+	int exit_code;
+};
+
+static const int handled_signals[] = { SIGTERM, SIGINT, SIGHUP };
+
+/* ---- the registry --------------------------------------------------------- */
+
+static struct ddev *find_minor(struct daemon *dm, unsigned int minor)
+{
+	struct ddev *e;
+
+	for (e = dm->devs; e; e = e->next)
+		if (e->minor == minor)
+			return e;
+	return NULL;
+}
+
+static const struct cfg_device *cfg_of(struct daemon *dm,
+				       const struct tl_uio_name *n)
+{
+	if (n->hba != dm->cfg->hba)
+		return NULL;
+	return tl_config_find(dm->cfg, n->dev);
+}
+
+static struct tl_worker *pick_worker(struct daemon *dm)
+{
+	/* Round robin: devices are few and their load unknown up front. */
+	return dm->workers[dm->next_worker++ % dm->nworkers];
+}
+
+/*
+ * Serve uio<minor>: open it (fd comes from the caller, already opened),
+ * read its geometry, hand it to a worker, which opens the handler.
+ * Returns 0 or a negative errno for the kernel.
+ */
+static int serve(struct daemon *dm, unsigned int minor, int fd,
+		 const struct tl_uio_name *n)
+{
+	const struct cfg_device *cd = cfg_of(dm, n);
+	char err[512], val[16];
+	struct ddev *e;
+	int errnum = 0;
+
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		close(fd);
+		return -ENOMEM;
+	}
+	e->minor = minor;
+	e->name = *n;
+	e->dev = tl_uio_attach(fd, minor, err, sizeof(err), &errnum);
+	if (!e->dev) {
+		tl_err("%s: %s", n->dev, err);
+		free(e);
+		return errnum;
+	}
+	errnum = tl_uio_read_info(n, &e->dev->info, err, sizeof(err));
+	if (errnum) {
+		tl_err("%s", err);
+		goto fail;
+	}
+	e->dev->info.read_only = cd && cd->read_only;
+	/* Set at enable time from the module-wide SET_FEATURES answer. */
+	e->nl_reply = !tl_cfs_dev_read(n->hba, n->dev,
+				       "attrib/nl_reply_supported", val,
+				       sizeof(val)) && atoi(val) > 0;
+
+	e->w = pick_worker(dm);
+	if (tl_worker_add_device(e->w, e->dev, cd ? cd->options : NULL, err,
+				 sizeof(err))) {
+		tl_err("%s: handler %s refused the device: %s", n->dev,
+		       n->subtype, err);
+		errnum = -EINVAL;
+		goto fail;
+	}
+	tl_info("%s: uio%u, handler %s, %llu x %u bytes, worker %d%s", n->dev,
+		minor, n->subtype,
+		(unsigned long long)e->dev->info.num_blocks,
+		e->dev->info.block_size, e->w->index,
+		cd ? "" : " (not in the config file)");
+	e->next = dm->devs;
+	dm->devs = e;
+	return 0;
+fail:
+	tl_dev_free(e->dev);
+	free(e);
+	return errnum;
+}
+
+static void unserve(struct daemon *dm, struct ddev *e)
+{
+	struct ddev **pp;
+
+	for (pp = &dm->devs; *pp; pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			break;
+		}
+	/* The worker closes the handler, fails what is left, frees it. */
+	tl_worker_remove_device(e->w, e->dev);
+	tl_info("%s: no longer served", e->name.dev);
+	free(e);
+}
+
+/* ---- netlink events ---------------------------------------------------------- */
+
+static void reply(struct daemon *dm, const struct tl_nl_event *ev,
+		  bool kernel_waits, int status)
+{
+	if (!ev->has_dev_id)
+		return;
+	/*
+	 * An answer nobody waits for makes the kernel log an error; but when
+	 * unsure (a device we do not know), answer: a kernel that waits for
+	 * nothing is better than an admin's shell that hangs.
+	 */
+	if (!kernel_waits)
+		return;
+	tl_nl_reply(dm->nl, ev->cmd, ev->dev_id, status);
+}
+
+static void on_added(struct daemon *dm, const struct tl_nl_event *ev)
+{
+	struct tl_uio_name n;
+	const char *why;
+	char val[16];
+	bool waits;
+	int fd, rc;
+
+	if (tl_uio_parse_name(ev->device, &n, &why)) {
+		tl_err("uio%u (%s): refused: %s", ev->minor, ev->device, why);
+		reply(dm, ev, true, -EINVAL);
+		return;
+	}
+	/* Whether the kernel waits is the device's own setting. */
+	waits = tl_cfs_dev_read(n.hba, n.dev, "attrib/nl_reply_supported", val,
+				sizeof(val)) || atoi(val) > 0;
+	if (find_minor(dm, ev->minor)) {	/* found by the start-up scan */
+		reply(dm, ev, waits, 0);
+		return;
+	}
+	if (dm->stopping) {
+		tl_warn("%s: refused: the daemon is stopping", n.dev);
+		reply(dm, ev, waits, -ESHUTDOWN);
+		return;
+	}
+	fd = tl_uio_open_fd(ev->minor);
+	if (fd < 0) {
+		tl_err("%s: /dev/uio%u: %s", n.dev, ev->minor, strerror(-fd));
+		reply(dm, ev, waits, fd);
+		return;
+	}
+	rc = serve(dm, ev->minor, fd, &n);
+	reply(dm, ev, waits, rc);
+}
+
+static void on_removed(struct daemon *dm, const struct tl_nl_event *ev)
+{
+	struct ddev *e = find_minor(dm, ev->minor);
+	bool waits = e ? e->nl_reply : true;
+
+	if (e)
+		unserve(dm, e);
+	reply(dm, ev, waits, 0);
+}
+
+static int reconfig(struct daemon *dm, struct ddev *e,
+		    const struct tl_nl_event *ev)
+{
+	struct tl_dev_info *info = &e->dev->info;
+	char cur[TL_NAME_MAX + TL_CFGSTR_MAX + 2];
+
+	if (ev->dev_cfg) {
+		snprintf(cur, sizeof(cur), "%s/%s", e->name.subtype,
+			 e->name.cfgstring);
+		if (!strcmp(ev->dev_cfg, cur))
+			return 0;
+		/* Another handler or config under a live device: too risky. */
+		tl_err("%s: refusing to change dev_config from '%s' to '%s' on a live device: remove and re-create it",
+		       e->name.dev, cur, ev->dev_cfg);
+		return -EOPNOTSUPP;
+	}
+	if (ev->has_size) {
+		if (ev->size < info->block_size) {
+			tl_err("%s: refusing size %llu: smaller than a block",
+			       e->name.dev, (unsigned long long)ev->size);
+			return -EINVAL;
+		}
+		tl_info("%s: resized from %llu to %llu bytes", e->name.dev,
+			(unsigned long long)info->size,
+			(unsigned long long)ev->size);
+		/*
+		 * The worker reads info while serving; 64-bit stores are
+		 * atomic on the platforms we run on, and the handler learns
+		 * of the change through tl_worker_resize_device().
+		 */
+		info->size = ev->size;
+		info->num_blocks = ev->size / info->block_size;
+		info->generation++;
+		tl_worker_resize_device(e->w, e->dev);
+	}
+	if (ev->has_write_cache) {
+		tl_info("%s: write cache %s", e->name.dev,
+			ev->write_cache ? "on" : "off");
+		info->write_cache = ev->write_cache ? 1 : 0;
+	}
+	return 0;
+}
+
+static void on_reconfig(struct daemon *dm, const struct tl_nl_event *ev)
+{
+	struct ddev *e = find_minor(dm, ev->minor);
+
+	if (!e) {
+		tl_warn("uio%u (%s): reconfiguration of a device we do not serve",
+			ev->minor, ev->device);
+		reply(dm, ev, true, -ENODEV);
+		return;
+	}
+	reply(dm, ev, e->nl_reply, reconfig(dm, e, ev));
+}
+
+static void on_event(void *arg, const struct tl_nl_event *ev)
+{
+	struct daemon *dm = arg;
+
+	switch (ev->cmd) {
+	case TCMU_CMD_ADDED_DEVICE:
+		on_added(dm, ev);
+		break;
+	case TCMU_CMD_REMOVED_DEVICE:
+		on_removed(dm, ev);
+		break;
+	case TCMU_CMD_RECONFIG_DEVICE:
+		on_reconfig(dm, ev);
+		break;
+	}
+}
+
+static void nl_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct daemon *dm = w->data;
+
+	tl_nl_dispatch(dm->nl);
+}
+
+/* ---- start-up: devices that are already there ---------------------------- */
+
+/*
+ * A device from before us (made by targetcli, or ours from a run that
+ * died).  Its ring may hold commands a dead daemon never finished: block
+ * it, reset the ring so they end BUSY and get retried, then serve it.
+ */
+static int adopt(void *arg, unsigned int minor, const char *name)
+{
+	struct daemon *dm = arg;
+	struct tl_uio_name n;
+	const char *why;
+	int fd, rc;
+
+	if (find_minor(dm, minor))
+		return 0;
+	if (tl_uio_parse_name(name, &n, &why)) {
+		tl_warn("uio%u (%s): not served: %s", minor, name, why);
+		return 0;
+	}
+	/* Open first: if another daemon serves it, leave its ring alone. */
+	fd = tl_uio_open_fd(minor);
+	if (fd < 0) {
+		tl_warn("%s: /dev/uio%u: %s%s", n.dev, minor, strerror(-fd),
+			fd == -EBUSY ? " (another daemon serves it)" : "");
+		return 0;
+	}
+	rc = tl_cfs_block_dev(n.hba, n.dev, true);
+	if (!rc)
+		rc = tl_cfs_reset_ring(n.hba, n.dev);
+	if (rc)
+		tl_warn("%s: cannot reset the ring (%s): serving it as it is",
+			n.dev, strerror(-rc));
+	rc = serve(dm, minor, fd, &n);
+	tl_cfs_block_dev(n.hba, n.dev, false);
+	if (rc)
+		tl_err("%s: not served", n.dev);
+	return 0;
+}
+
+static int kernel_start(struct daemon *dm)
+{
+	char err[512];
+	int rc;
+
+	if (!tl_cfs_available(err, sizeof(err))) {
+		tl_err("%s", err);
+		tl_err("the kernel side of TCMU is missing; --no-kernel runs without it");
+		return -1;
+	}
+	rc = tl_cfs_block_netlink(true);
+	if (rc) {
+		tl_err("cannot block TCMU netlink (%s/block_netlink): %s%s",
+		       TL_TCMU_PARAMS, strerror(-rc),
+		       rc == -EACCES || rc == -EPERM ? " (run as root)" : "");
+		return -1;
+	}
+	rc = tl_cfs_reset_netlink();
+	if (rc)
+		tl_warn("cannot reset TCMU netlink: %s", strerror(-rc));
+
+	dm->nl = tl_nl_open(on_event, dm, err, sizeof(err));
+	if (!dm->nl) {
+		tl_err("%s", err);
+		tl_cfs_block_netlink(false);
+		return -1;
+	}
+	rc = tl_nl_set_features(dm->nl, true);
+	if (rc)
+		tl_warn("the kernel did not take SET_FEATURES (%s): configfs writes will not wait for us",
+			strerror(-rc));
+	ev_io_init(&dm->nl_io, nl_cb, tl_nl_fd(dm->nl), EV_READ);
+	dm->nl_io.data = dm;
+	ev_io_start(dm->loop, &dm->nl_io);
+
+	rc = tl_uio_scan(adopt, dm);
+	if (rc)
+		tl_warn("scanning /sys/class/uio: %s", strerror(-rc));
+
+	rc = tl_cfs_block_netlink(false);
+	if (rc) {
+		tl_err("cannot unblock TCMU netlink: %s", strerror(-rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the configfs job thread ----------------------------------------------- */
+
+static int create_all(struct daemon *dm)
+{
+	const struct tl_config *c = dm->cfg;
+	char err[400];
+	unsigned int i;
+	int rc = 0;
+
+	for (i = 0; i < c->n_devices && !rc; i++) {
+		const struct cfg_device *d = &c->devices[i];
+
+		rc = tl_cfs_create_device(dm->cfs, c->hba, d, err, sizeof(err));
+		if (!rc && d->loop.enabled)
+			rc = tl_cfs_export_loop(dm->cfs, c->hba, d, err,
+						sizeof(err));
+		if (!rc && d->iscsi.enabled)
+			rc = tl_cfs_export_iscsi(dm->cfs, c->hba, d, err,
+						 sizeof(err));
+		if (rc)
+			snprintf(dm->job_err, sizeof(dm->job_err),
+				 "%s:%d: devices[%u] (%s): %s", c->path, d->line,
+				 i, d->name, err);
+	}
+	return rc;
+}
+
+static void *job_main(void *arg)
+{
+	struct daemon *dm = arg;
+
+	if (dm->job == JOB_CREATE) {
+		dm->job_rc = create_all(dm);
+	} else {
+		tl_cfs_undo(dm->cfs, NULL);
+		dm->job_rc = 0;
+	}
+	ev_async_send(dm->loop, &dm->job_done);
+	return NULL;
+}
+
+static int start_job(struct daemon *dm, enum job_kind kind)
+{
+	sigset_t all, old;
+	int rc;
+
+	dm->job = kind;
+	dm->job_rc = 0;
+	dm->job_err[0] = '\0';
+	/* Signals are for the main thread's loop only. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&dm->job_thread, NULL, job_main, dm);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		dm->job = JOB_NONE;
+		tl_err("cannot start a thread: %s", strerror(rc));
+		return -rc;
+	}
+	return 0;
+}
+
+static void finish(struct daemon *dm)
+{
+	while (dm->devs)
+		unserve(dm, dm->devs);
+	ev_break(dm->loop, EVBREAK_ALL);
+}
+
+static void teardown(struct daemon *dm)
+{
+	if (dm->tearing_down)
+		return;
+	dm->tearing_down = true;
+	if (start_job(dm, JOB_TEARDOWN))
+		finish(dm);	/* cannot undo; at least close cleanly */
+}
+
+static void job_done_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct daemon *dm = a->data;
+	enum job_kind kind = dm->job;
+
+	pthread_join(dm->job_thread, NULL);
+	dm->job = JOB_NONE;
+	if (kind == JOB_CREATE) {
+		if (dm->job_rc) {
+			tl_err("%s", dm->job_err);
+			tl_err("start-up failed: removing what was created");
+			dm->exit_code = 1;
+			teardown(dm);
+		} else if (dm->stopping) {
+			teardown(dm);
+		} else {
+			tl_info("ready: %u configured device%s created",
+				dm->cfg->n_devices,
+				dm->cfg->n_devices == 1 ? "" : "s");
+		}
+	} else {
+		finish(dm);
+	}
+}
+
+/* ---- signals ------------------------------------------------------------------ */
+
+static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct daemon *dm = w->data;
+
+	if (dm->stopping) {
+		tl_warn("already stopping (waiting for the kernel to release the devices)");
+		return;
+	}
+	tl_info("signal %d: stopping", w->signum);
+	dm->stopping = true;
+	if (dm->job == JOB_NONE)
+		teardown(dm);
+	/* else: job_done_cb() tears down when creation is over */
+}
+
+/*
+ * SIGHUP: reload the configuration.
+ *
+ * Reads and checks the file again; a bad file changes nothing.  What is
+ * applied so far: the log level.  Devices are not yet changed at run
+ * time: the plan is to diff old and new by name (gone: tl_cfs_undo(cfs,
+ * name); new: create as at start; changed size: write attrib/dev_size;
+ * changed options: the handler's reconfig or a re-create) on the job
+ * thread, like start-up.  Until then, changed devices are reported.
+ */
+static void daemon_reload(struct daemon *dm)
+{
+	struct tl_config *nc;
+	char err[512];
+	unsigned int i;
+
+	if (!dm->cfg->path || !strcmp(dm->cfg->path, "")) {
+		tl_info("SIGHUP: no configuration file to reload");
+		return;
+	}
+	nc = tl_config_load(dm->cfg->path, err, sizeof(err));
+	if (!nc) {
+		tl_err("reload: %s (keeping the running configuration)", err);
+		return;
+	}
+	tl_log_threshold = nc->log_level;
+	for (i = 0; i < nc->n_devices; i++) {
+		const struct cfg_device *old =
+			tl_config_find(dm->cfg, nc->devices[i].name);
+
+		if (!old || old->size != nc->devices[i].size ||
+		    strcmp(old->handler, nc->devices[i].handler) ||
+		    strcmp(old->options, nc->devices[i].options))
+			tl_warn("reload: device %s changed or is new: restart the daemon to apply it",
+				nc->devices[i].name);
+	}
+	for (i = 0; i < dm->cfg->n_devices; i++)
+		if (!tl_config_find(nc, dm->cfg->devices[i].name))
+			tl_warn("reload: device %s was removed from the file: restart the daemon to apply it",
+				dm->cfg->devices[i].name);
+	tl_info("reload: log level %s applied", tl_log_level_name(nc->log_level));
+	tl_config_free(nc);
+}
+
+static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	daemon_reload(w->data);
+}
+
+/* ---- main ------------------------------------------------------------------------- */
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: tcmu-lua daemon [-c CONFIG.yaml] [--check] [--no-kernel]\n"
+		"  -c, --config FILE  devices to create and daemon settings (YAML)\n"
+		"      --check        check the configuration file and exit\n"
+		"      --no-kernel    do not touch configfs or netlink\n"
+		"  -v, --verbose      log at debug level\n");
+}
+
+static int write_pid_file(const char *path)
+{
+	char buf[32];
+	int fd, n;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (write(fd, buf, (size_t)n) != n) {
+		close(fd);
+		return -EIO;
+	}
+	close(fd);
+	return 0;
+}
+
+static int make_workers(struct daemon *dm)
+{
+	struct tl_worker_opts o = { 0 };
+	char err[512];
+	char *dirs = tl_config_handler_path(dm->cfg);
+	unsigned int i;
+
+	o.handler_dirs = dirs;
+	dm->workers = calloc(dm->cfg->workers, sizeof(*dm->workers));
+	if (!dm->workers) {
+		free(dirs);
+		return -ENOMEM;
+	}
+	for (i = 0; i < dm->cfg->workers; i++) {
+		dm->workers[i] = tl_worker_new((int)i, true, &o, err,
+					       sizeof(err));
+		if (!dm->workers[i]) {
+			tl_err("worker %u: %s", i, err);
+			free(dirs);
+			return -1;
+		}
+		dm->nworkers++;
+	}
+	free(dirs);
+	return 0;
+}
+
+static void free_workers(struct daemon *dm)
+{
+	unsigned int i;
+
+	for (i = 0; i < dm->nworkers; i++)
+		tl_worker_free(dm->workers[i]);
+	free(dm->workers);
+	dm->workers = NULL;
+	dm->nworkers = 0;
+}
+
+static void watch_signals(struct daemon *dm)
+{
+	ev_signal_init(&dm->sig_term, stop_cb, SIGTERM);
+	ev_signal_init(&dm->sig_int, stop_cb, SIGINT);
+	ev_signal_init(&dm->sig_hup, hup_cb, SIGHUP);
+	dm->sig_term.data = dm->sig_int.data = dm->sig_hup.data = dm;
+	ev_signal_start(dm->loop, &dm->sig_term);
+	ev_signal_start(dm->loop, &dm->sig_int);
+	ev_signal_start(dm->loop, &dm->sig_hup);
+}
+
+int tl_daemon_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'C' },
+		{ "no-kernel", no_argument, NULL, 'K' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct daemon dm = { 0 };
+	const char *config_path = NULL;
+	bool check = false, verbose = false;
+	sigset_t mask, old;
+	char err[512];
+	size_t i;
+	int c;
+
+	dm.kernel = true;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'C':
+			check = true;
+			break;
+		case 'K':
+			dm.kernel = false;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "tcmu-lua daemon: unexpected argument '%s'\n",
+			argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	/* The whole file is checked before anything is touched. */
+	dm.cfg = config_path ? tl_config_load(config_path, err, sizeof(err)) :
+			       tl_config_default();
+	if (!dm.cfg) {
+		fprintf(stderr, "%s\n", config_path ? err : "out of memory");
+		return 1;
+	}
+	if (check) {
+		printf("%s: ok, %u device%s\n", config_path ? config_path :
+		       "(defaults)", dm.cfg->n_devices,
+		       dm.cfg->n_devices == 1 ? "" : "s");
+		tl_config_free(dm.cfg);
+		return 0;
+	}
+	tl_log_threshold = verbose ? TL_LOG_DEBUG : dm.cfg->log_level;
+	signal(SIGPIPE, SIG_IGN);
+
+	dm.loop = ev_default_loop(EVFLAG_AUTO);
+	dm.cfs = tl_cfs_new();
+	if (!dm.loop || !dm.cfs) {
+		tl_err("cannot create the event loop");
+		tl_config_free(dm.cfg);
+		tl_cfs_free(dm.cfs);
+		return 1;
+	}
+	ev_async_init(&dm.job_done, job_done_cb);
+	dm.job_done.data = &dm;
+	ev_async_start(dm.loop, &dm.job_done);
+
+	/* Worker threads inherit a mask without our signals. */
+	sigemptyset(&mask);
+	for (i = 0; i < sizeof(handled_signals) / sizeof(handled_signals[0]); i++)
+		sigaddset(&mask, handled_signals[i]);
+	pthread_sigmask(SIG_BLOCK, &mask, &old);
+	c = make_workers(&dm);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (c) {
+		dm.exit_code = 1;
+		goto out;
+	}
+	watch_signals(&dm);
+
+	if (dm.cfg->pid_file && (c = write_pid_file(dm.cfg->pid_file)))
+		tl_warn("pid file %s: %s", dm.cfg->pid_file, strerror(-c));
+
+	if (dm.kernel) {
+		if (kernel_start(&dm)) {
+			dm.exit_code = 1;
+			goto out;
+		}
+		if (dm.cfg->n_devices) {
+			if (start_job(&dm, JOB_CREATE)) {
+				dm.exit_code = 1;
+				goto out;
+			}
+		} else {
+			tl_info("ready: serving devices as the kernel adds them");
+		}
+	} else {
+		if (dm.cfg->n_devices)
+			tl_warn("--no-kernel: %u configured device%s not created",
+				dm.cfg->n_devices,
+				dm.cfg->n_devices == 1 ? " is" : "s are");
+		tl_info("ready (no kernel)");
+	}
+	ev_run(dm.loop, 0);
+
+out:
+	while (dm.devs)
+		unserve(&dm, dm.devs);
+	if (dm.nl) {
+		/*
+		 * With nobody to answer, a configfs write must not wait: new
+		 * devices are then made with nl_reply_supported=0.
+		 */
+		tl_nl_set_features(dm.nl, false);
+		ev_io_stop(dm.loop, &dm.nl_io);
+		tl_nl_close(dm.nl);
+	}
+	free_workers(&dm);
+	if (dm.cfg->pid_file)
+		unlink(dm.cfg->pid_file);
+	tl_cfs_free(dm.cfs);
+	tl_config_free(dm.cfg);
+	tl_info("exiting with status %d", dm.exit_code);
+	return dm.exit_code;
+}
