@@ -9,6 +9,7 @@ local sys = require 'tl.sys'
 return {
   description = 'memory-backed disk, allocated lazily',
   schema = {},
+  unmap_zeroes = true,   -- discarded pages read back as zeros (LBPRZ)
 
   open = function(dev)
     local mem, err = sys.lazy_alloc(dev.info.size)

@@ -5,6 +5,7 @@
 -- can never be a path.  Loading runs the file in a protected call; syntax
 -- and load-time errors come back as messages with file:line.
 local schema = require 'tl.schema'
+local device_options = require 'scsi.options'
 
 local M = {}
 
@@ -94,7 +95,18 @@ function M.config(h, conf_src, cfgstring, where)
     conf, err = schema.parse_cfgstring(cfgstring, h.cfgstring_key)
     if not conf then return nil, err end
   end
-  return schema.validate(h.schema, conf, where or h.name)
+  return schema.validate(M.full_schema(h), conf, where or h.name)
+end
+
+-- A handler's options plus the device options every disk takes from the
+-- SCSI library (vendor, serial, read_only, ...).  Cached per handler table.
+function M.full_schema(h)
+  if h._full_schema then return h._full_schema end
+  local full = {}
+  for k, v in pairs(device_options) do full[k] = v end
+  for k, v in pairs(h.schema or {}) do full[k] = v end
+  h._full_schema = full
+  return full
 end
 
 return M

@@ -11,5 +11,4 @@ return {
     cmd.status = 0
     dev:complete(cmd)
   end,
-  read = function() end,
 }

@@ -46,26 +46,31 @@ local function printable(b)
 end
 
 -- Lines of "0010  68 65 6c 6c 6f 00 ...  |hello...|", 16 bytes a line.
--- opts.max: show at most this many bytes (nil or 0: all); a last line says
--- how many were left out.  opts.indent: a prefix for every line.
 -- opts.collapse (default true): runs of identical lines become one "*"
 -- line, as hexdump -C does, so a mostly empty block stays short.
+-- opts.max: stop once lines showing this many bytes are printed (nil or
+-- 0: never); folded lines do not count, and a last line says how many
+-- bytes were left out.  opts.indent: a prefix for every line.
 function M.dump(bytes, opts)
   opts = opts or {}
   local indent = opts.indent or ''
   local total = #bytes
-  local shown = total
-  if opts.max and opts.max > 0 and total > opts.max then shown = opts.max end
+  local max = (opts.max and opts.max > 0) and opts.max or math.huge
   local collapse = opts.collapse ~= false
-  local lines, prev, starred = {}, nil, false
-  for off = 0, shown - 1, 16 do
-    local chunk = bytes:sub(off + 1, math.min(off + 16, shown))
-    local last = off + 16 >= shown
-    if collapse and chunk == prev and #chunk == 16 and not last then
+  local lines, prev, starred, printed = {}, nil, false, 0
+  for off = 0, total - 1, 16 do
+    local chunk = bytes:sub(off + 1, off + 16)
+    local last = off + 16 >= total
+    if collapse and chunk == prev and not last then
       if not starred then lines[#lines + 1] = indent .. '*' end
       starred = true
+    elseif printed >= max then
+      lines[#lines + 1] = fmt('%s... %d more byte%s not shown', indent,
+        total - off, total - off == 1 and '' or 's')
+      break
     else
       starred = false
+      printed = printed + #chunk
       local hex, asc = {}, {}
       for i = 1, 16 do
         local b = chunk:byte(i)
@@ -77,10 +82,6 @@ function M.dump(bytes, opts)
         table.concat(hex, ' '), table.concat(asc))
     end
     prev = chunk
-  end
-  if shown < total then
-    lines[#lines + 1] = fmt('%s... %d more byte%s not shown', indent,
-      total - shown, total - shown == 1 and '' or 's')
   end
   return lines
 end

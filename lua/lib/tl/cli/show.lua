@@ -61,15 +61,24 @@ function M.value_text(v)
 end
 
 -- The decoded fields of a CDB: name, section and rows {field, value, meaning}.
--- opts.brief: fold fields that are zero and have no meaning into one row.
+-- opts.brief: fold zero flags and small codes (and CONTROL, GROUP NUMBER)
+-- into one list of names, so the fields that say something stand out.
 function M.cdb_rows(bytes, opts)
   opts = opts or {}
   local name, fields, c = decode.cdb(bytes)
+  local width = {}
+  for _, def in ipairs(c and c.fields or {}) do width[def.name] = def.nbits end
   local rows, zeros = {}, {}
+  -- INQUIRY's PAGE CODE names a VPD page only when EVPD is set.
+  local no_vpd = c and c.op == 0x12 and bit.band(bytes:byte(2) or 0, 1) == 0
   for i = 2, #fields do
     local f = fields[i]
+    if no_vpd and f.field == 'PAGE CODE' then
+      f.meaning = f.value == 0 and 'none: EVPD is 0, standard data' or 'must be 0 when EVPD is 0'
+    end
     local zero = f.value == 0 or (type(f.value) == 'string' and not f.value:find('[1-9a-fA-F]', 3))
-    if opts.brief and zero and not f.meaning then
+    local minor = (width[f.field] or 8) < 8 or f.field == 'CONTROL' or f.field == 'GROUP NUMBER'
+    if opts.brief and zero and minor then
       zeros[#zeros + 1] = f.field
     else
       rows[#rows + 1] = { f.field, M.value_text(f.value), f.meaning }
