@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon.h"
 #include "log.h"
 #include "lua_host.h"
 
@@ -59,6 +60,8 @@ static int cmd_version(int argc, char **argv)
 }
 
 static const struct subcommand commands[] = {
+	{ "daemon", tl_daemon_main,
+	  "daemon [-c CONFIG.yaml] [--check]  serve the kernel's TCMU devices" },
 	{ "sandbox", cmd_sandbox,
 	  "sandbox CONFIG.yaml|HANDLER [FILE]  SCSI playground, no kernel needed" },
 	{ "decode", cmd_decode,
