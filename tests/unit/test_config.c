@@ -134,7 +134,7 @@ static void test_full(void)
 		"    max_data_area_mb: 64\n"
 		"    read_only: true\n"
 		"    write_cache: true\n"
-		"    options: {path: /srv/img, create: true, sparse: false}\n"
+		"    options: {path: /srv/img, create: true, direct: false}\n"
 		"    exports:\n"
 		"      loop: {wwn: naa.5001405abcdef012, lun: 2}\n"
 		"      iscsi: {iqn: 'iqn.2003-01.org.example:img', portal: '[::1]:3261', lun: 1}\n");
@@ -173,7 +173,8 @@ static void test_full(void)
 	CHECK_EQ(d->max_data_area_mb, 64);
 	CHECK(d->read_only && d->write_cache);
 	CHECK(!strcmp(d->options,
-		      "{ path = \"/srv/img\", create = true, sparse = false }"));
+		      "{ path = \"/srv/img\", create = true, direct = false }"));
+	CHECK(!strcmp(d->cfgstring, "path=/srv/img;create=true;direct=false"));
 	CHECK(d->loop.enabled);
 	CHECK(!strcmp(d->loop.wwn, "naa.5001405abcdef012"));
 	CHECK_EQ(d->loop.lun, 2);
@@ -248,10 +249,19 @@ static void test_options(void)
 		" [\"two words\"] = 1, [7] = \"seven\","
 		" list = { 1, \"two\", { 3 }, { k = \"v\" } },"
 		" map = { inner = { deep = true } }, empty = {} }"));
+	CHECK(!strcmp(c->devices[0].cfgstring, ""));	/* nested: no flat form */
 	tl_config_free(c);
 
 	c = good("devices: [{name: d, handler: x, size: 1M, options: }]\n");
 	CHECK(c && !strcmp(c->devices[0].options, "{}"));
+	CHECK(c && !strcmp(c->devices[0].cfgstring, ""));
+	tl_config_free(c);
+
+	c = good("devices: [{name: d, handler: x, size: 1M, options: {a: 'x;y'}}]\n");
+	CHECK(c && !strcmp(c->devices[0].cfgstring, ""));	/* ';' splits */
+	tl_config_free(c);
+	c = good("devices: [{name: d, handler: x, size: 1M, options: {a: 1, b: ~, c: 'x=y'}}]\n");
+	CHECK(c && !strcmp(c->devices[0].cfgstring, "a=1;c=x=y"));
 	tl_config_free(c);
 }
 
@@ -391,7 +401,7 @@ static void test_files(void)
 	if (c) {
 		CHECK_EQ(c->n_devices, 3);
 		CHECK(!strcmp(c->devices[2].options,
-			      "{ path = \"/var/lib/tcmu-lua/big.img\", create = true, sparse = true }"));
+			      "{ path = \"/var/lib/tcmu-lua/big.img\", create = true, direct = false }"));
 		CHECK_EQ(c->devices[2].size, 8ULL << 40);
 	}
 	tl_config_free(c);
