@@ -283,7 +283,9 @@ on_signal() {
 }
 trap on_signal INT TERM
 if [ "$SHELL_AFTER" = 1 ]; then
-    timeout --foreground -k 10 "$TIMEOUT" "${QEMU_CMD[@]}" &
+    # An asynchronous command gets /dev/null as stdin unless told otherwise.
+    exec 3<&0
+    timeout --foreground -k 10 "$TIMEOUT" "${QEMU_CMD[@]}" <&3 3<&- &
 else
     timeout -k 10 "$TIMEOUT" "${QEMU_CMD[@]}" </dev/null &
 fi
