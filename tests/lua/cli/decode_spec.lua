@@ -122,11 +122,15 @@ describe('tl.cli.hexdump', function()
       '*',
       '01f0  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|',
     }, l)
+    -- max counts the bytes of printed lines: folded ones are free.
+    assert.equals(4, #hexdump.dump(data, { max = 32 }))
     l = hexdump.dump(('A'):rep(40), { max = 20, collapse = false, indent = '  ' })
     assert.same({
       '  0000  41 41 41 41 41 41 41 41  41 41 41 41 41 41 41 41  |AAAAAAAAAAAAAAAA|',
-      '  0010  41 41 41 41                                       |AAAA|',
-      '  ... 20 more bytes not shown',
+      '  0010  41 41 41 41 41 41 41 41  41 41 41 41 41 41 41 41  |AAAAAAAAAAAAAAAA|',
+      '  ... 8 more bytes not shown',
     }, l)
+    l = hexdump.dump(('A'):rep(20))
+    assert.equals('0010  41 41 41 41                                       |AAAA|', l[2])
   end)
 end)

@@ -29,9 +29,12 @@ local function slurp(path)
 end
 M.slurp = slurp
 
--- run({'decode', '28', ...}, stdin_text) -> stdout, stderr, exit status
-function M.run(args, stdin)
-  local parts = { quote(M.exe) }
+-- run({'decode', '28', ...}, stdin_text, {VAR = value}) -> stdout,
+-- stderr, exit status.  Runs in the source directory, without a terminal.
+function M.run(args, stdin, env)
+  local parts = {}
+  for k, v in pairs(env or {}) do parts[#parts + 1] = k .. '=' .. quote(v) end
+  parts[#parts + 1] = quote(M.exe)
   for _, a in ipairs(args) do parts[#parts + 1] = quote(a) end
   local errf, inf = os.tmpname(), nil
   local cmd = table.concat(parts, ' ') .. ' 2>' .. quote(errf)

@@ -64,7 +64,7 @@ function M.dump(bytes, opts)
     if collapse and chunk == prev and not last then
       if not starred then lines[#lines + 1] = indent .. '*' end
       starred = true
-    elseif printed >= max then
+    elseif printed >= max and not (last and chunk == prev) then
       lines[#lines + 1] = fmt('%s... %d more byte%s not shown', indent,
         total - off, total - off == 1 and '' or 's')
       break
