@@ -272,6 +272,14 @@ describe('the sandbox config reader', function()
     assert.is_nil(config.parse_size('1.5G'))
   end)
 
+  test('read_only devices refuse writes', function()
+    local path = tmpfile('devices:\n  - name: ro\n    handler: ram\n    size: 1M\n    read_only: true\n')
+    local out, err, rc = S.run({ 'sandbox', path },
+      'write 0 1\n# expect: sense DATA PROTECT / WRITE PROTECTED\nread 0 1\n# expect: status GOOD\n')
+    os.remove(path)
+    assert.equals(0, rc, err .. out)
+  end)
+
   test('a config that names a missing handler fails at its line', function()
     local path = tmpfile('devices:\n  - name: x\n    handler: nope\n    size: 1M\n')
     local _, err, rc = S.run { 'sandbox', path }

@@ -745,22 +745,25 @@ local function open_devices(o, specs, cfg_dirs)
   for _, d in ipairs(o.handler_dirs) do dirs[#dirs + 1] = d end
   for _, d in ipairs(cfg_dirs) do dirs[#dirs + 1] = d end
   for d in (TL_HANDLER_DIRS or ''):gmatch('[^;]+') do dirs[#dirs + 1] = d end
-  local devices, notes = {}, {}
+  local devices = {}
   for _, s in ipairs(specs) do
+    local options = s.options or {}
+    -- The simulator has no read-only switch; the SCSI library's read_only
+    -- device option has the same effect (DATA PROTECT on writes, WP bit).
+    if s.read_only and options.read_only == nil then options.read_only = true end
     local dev, err = T.device {
       name = s.name, handler = s.handler, size = s.size, block_size = s.block_size,
-      config = s.options or {}, handler_dirs = table.concat(dirs, ';'),
+      config = options, handler_dirs = table.concat(dirs, ';'),
       write_cache = s.write_cache, max_xfer_blocks = s.hw_max_sectors,
     }
     if not dev then
       for _, d in ipairs(devices) do d.dev:close() end
       return nil, fmt('%s: device %s (handler %s): %s', s.where, s.name, s.handler, err)
     end
-    if s.read_only then notes[#notes + 1] = s.name .. ': read_only is not simulated yet' end
     devices[#devices + 1] = { name = s.name, handler = s.handler, size = s.size,
       block_size = s.block_size, dev = dev }
   end
-  return devices, nil, notes
+  return devices
 end
 
 -- "# sandbox: ram 16M" in the first lines of a lesson says what to run it on.
@@ -845,7 +848,7 @@ function M.run(argv)
     io.stderr:write('tcmu-lua sandbox: ', specs, '\n')
     return 1
   end
-  local devices, err, notes = open_devices(o, specs, cfg_dirs)
+  local devices, err = open_devices(o, specs, cfg_dirs)
   if not devices then
     io.stderr:write('tcmu-lua sandbox: ', err, '\n')
     return 1
@@ -880,7 +883,6 @@ function M.run(argv)
         ' on the simulated kernel.\nType help for the commands, quit or ctrl-d to leave.\n')
     end
   end
-  for _, n in ipairs(notes) do S:print('note: ' .. n) end
 
   local status = 0
   while true do
