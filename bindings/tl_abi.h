@@ -218,6 +218,31 @@ int tl_ffi_simdev_resize(struct tl_simdev *sd, uint64_t size);
 uint32_t tl_ffi_simdev_inflight(struct tl_simdev *sd);
 const struct tl_dev_stats *tl_ffi_simdev_stats(struct tl_simdev *sd);
 int tl_ffi_simdev_reload(struct tl_simdev *sd, char *err, size_t errlen);
+
+/*
+ * The daemon's YAML configuration (host/config.c), for Lua tools such as
+ * the sandbox, so there is one parser and one set of error messages.
+ */
+struct tl_config;
+struct tl_cfg_device_view {
+	const char *name;
+	const char *handler;
+	const char *options;	/* Lua table constructor */
+	uint64_t size;
+	uint32_t block_size;
+	uint32_t hw_max_sectors;
+	uint8_t read_only;
+	uint8_t write_cache;
+	int line;
+};
+struct tl_config *tl_ffi_config_load(const char *path, char *err, size_t errlen);
+struct tl_config *tl_ffi_config_parse(const char *name, const char *text, size_t len, char *err, size_t errlen);
+void tl_ffi_config_free(struct tl_config *c);
+unsigned int tl_ffi_config_ndevices(const struct tl_config *c);
+int tl_ffi_config_device(const struct tl_config *c, unsigned int i, struct tl_cfg_device_view *out);
+unsigned int tl_ffi_config_ndirs(const struct tl_config *c);
+const char *tl_ffi_config_dir(const struct tl_config *c, unsigned int i);
+int tl_ffi_parse_size(const char *s, uint64_t *out);
 /* FFI-END */
 
 #endif /* TL_ABI_H */
