@@ -98,6 +98,22 @@ struct tl_dev_info {
 	char cfgstring[TL_CFGSTR_MAX];	/* handler config string after the subtype */
 };
 
+/* Per command kind: what the control socket's stats report. */
+enum {
+	TL_KIND_READ = 0,	/* READ(6/10/12/16) */
+	TL_KIND_WRITE = 1,	/* WRITE(6/10/12/16) */
+	TL_KIND_OTHER = 2,	/* everything else */
+	TL_KINDS = 3,
+	TL_LAT_BUCKETS = 160,	/* log-linear: 4 buckets per power of two */
+};
+
+struct tl_io_stats {
+	uint64_t cmds;		/* completed */
+	uint64_t bytes;		/* data moved (read_len for data-in) */
+	uint64_t errors;	/* completed with a status other than GOOD */
+	uint64_t lat[TL_LAT_BUCKETS];	/* latency histogram, see tl_ffi_lat_bucket_ns */
+};
+
 /* Counters the core keeps per device (control socket, specs, benchmarks). */
 struct tl_dev_stats {
 	uint64_t cmds;		/* commands fetched from the ring */
@@ -107,7 +123,15 @@ struct tl_dev_stats {
 	uint64_t aborted;	/* aborted by a TMR before running */
 	uint64_t kicks;		/* 4-byte writes to the fd */
 	uint64_t batches;	/* dispatch calls into Lua */
+	uint64_t qdepth_sum;	/* commands in flight seen at each fetch, summed */
+	uint32_t qdepth_max;	/* most commands in flight at once */
+	uint32_t reserved;
+	struct tl_io_stats kind[TL_KINDS];
 };
+
+/* Upper bound in ns of latency bucket b; the p-quantile (0..1) of a histogram. */
+uint64_t tl_ffi_lat_bucket_ns(int b);
+uint64_t tl_ffi_lat_quantile(const uint64_t *lat, double p);
 
 struct tl_dev;		/* opaque: one TCMU device served by a worker */
 struct tl_worker;	/* opaque: one worker thread (loop + lua_State) */

@@ -7,11 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "device.h"
 #include "fastpath.h"
 #include "log.h"
+#include "stats.h"
 #include "lua_host.h"
 #include "tcmu_uapi.h"
 #include "worker.h"
@@ -66,10 +68,22 @@ void tl_dev_free(struct tl_dev *d)
 	free(d);
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 int tl_dev_complete(struct tl_dev *d, struct tl_cmd *cmd)
 {
 	if (cmd == d->current)
 		d->current = NULL;
+	if (cmd->state == TL_CMD_FREE)
+		return -EINVAL;
+	/* Count before the slot is released for reuse. */
+	tl_stats_complete(&d->stats, cmd, mono_ns());
 	if (ring_complete(&d->ring, cmd))
 		return -EINVAL;
 	d->dirty = true;
@@ -170,6 +184,9 @@ void tl_dev_service(struct tl_dev *d)
 		switch (ev.type) {
 		case RING_EV_CMD:
 			d->stats.cmds++;
+			d->stats.qdepth_sum += d->ring.inflight;
+			if (d->ring.inflight > d->stats.qdepth_max)
+				d->stats.qdepth_max = d->ring.inflight;
 			if (!d->opened) {
 				/* LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE */
 				fail_cmd(d, ev.cmd, 0x02, 0x04, 0x00);

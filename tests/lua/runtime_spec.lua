@@ -174,3 +174,41 @@ describe('task management', function()
     d:close()
   end)
 end)
+
+describe('statistics', function()
+  local ffi = require 'ffi'
+  local C = require('tl.abi').C
+
+  it('counts commands, bytes and errors per kind', function()
+    local d = assert(dev('ten_line_ram'))
+    for i = 1, 10 do assert(d:exec(T.write10(i, 2), { data = ('d'):rep(1024) })) end
+    for i = 1, 5 do assert(d:exec(T.read10(i, 1), { len = 512 })) end
+    assert(d:exec(T.read10(4096, 1), { len = 512 }))   -- out of range
+    assert(d:exec('12 00 00 00 24 00', { len = 36 }))
+    local st = d:stats()
+    assert.equals(10, st.write.cmds)
+    assert.equals(10240, st.write.bytes)
+    assert.equals(6, st.read.cmds)
+    assert.equals(1, st.read.errors)
+    assert.equals(5 * 512, st.read.bytes)   -- nothing moved for the failed one
+    assert.equals(1, st.other.cmds)
+    assert.equals(36, st.other.bytes)
+    assert.is_true(st.read.p50 > 0 and st.read.p50 <= st.read.p99)
+    d:close()
+  end)
+
+  it('reads quantiles back from the histogram', function()
+    local lat = ffi.new('uint64_t[160]')
+    -- 90 commands at 1000 ns, 10 at 1 ms
+    local function bucket(ns)
+      for b = 0, 159 do if ns < C.tl_ffi_lat_bucket_ns(b) then return b end end
+    end
+    lat[bucket(1000)] = 90
+    lat[bucket(1000000)] = 10
+    local p50 = tonumber(C.tl_ffi_lat_quantile(lat, 0.5))
+    local p99 = tonumber(C.tl_ffi_lat_quantile(lat, 0.99))
+    assert.is_true(p50 > 1000 and p50 <= 1250, tostring(p50))
+    assert.is_true(p99 > 1000000 and p99 <= 1250000, tostring(p99))
+    assert.equals(0, tonumber(C.tl_ffi_lat_quantile(ffi.new('uint64_t[160]'), 0.5)))
+  end)
+end)

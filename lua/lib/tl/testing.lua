@@ -146,10 +146,18 @@ function Device:inflight() return C.tl_ffi_simdev_inflight(self.sd) end
 -- The core's counters for this device (cmds, fast, lua_errors, ...).
 function Device:stats()
   local s = C.tl_ffi_simdev_stats(self.sd)
-  return { cmds = tonumber(s.cmds), fast = tonumber(s.fast),
+  local out = { cmds = tonumber(s.cmds), fast = tonumber(s.fast),
     lua_errors = tonumber(s.lua_errors), rejected = tonumber(s.rejected),
     aborted = tonumber(s.aborted), kicks = tonumber(s.kicks),
-    batches = tonumber(s.batches) }
+    batches = tonumber(s.batches), qdepth_max = s.qdepth_max }
+  for i, name in ipairs { 'read', 'write', 'other' } do
+    local k = s.kind[i - 1]
+    out[name] = { cmds = tonumber(k.cmds), bytes = tonumber(k.bytes),
+      errors = tonumber(k.errors),
+      p50 = tonumber(C.tl_ffi_lat_quantile(k.lat, 0.5)),
+      p99 = tonumber(C.tl_ffi_lat_quantile(k.lat, 0.99)) }
+  end
+  return out
 end
 
 function Device:tmr(tmr_type, ids)
