@@ -63,6 +63,7 @@ struct tl_simdev *tl_ffi_simdev_new(const struct tl_simdev_opts *o, char *err,
 		goto fail;
 	}
 	wo.handler_dirs = o->handler_dirs;
+	wo.hot_reload = o->hot_reload;
 	sd->w = tl_worker_new(0, false, &wo, err, errlen);
 	if (!sd->w)
 		goto fail;
@@ -158,7 +159,8 @@ const struct tl_dev_stats *tl_ffi_simdev_stats(struct tl_simdev *sd)
 	return &sd->dev->stats;
 }
 
-int tl_ffi_simdev_reload(struct tl_simdev *sd, char *err, size_t errlen)
+int tl_ffi_simdev_reload(struct tl_simdev *sd, int force, char *err,
+			 size_t errlen)
 {
-	return tl_lua_reload(sd->w, err, errlen);
+	return tl_worker_reload(sd->w, force != 0, err, errlen);
 }

@@ -227,6 +227,7 @@ struct tl_simdev_opts {
 	uint32_t ring_bytes;
 	uint32_t data_bytes;
 	uint8_t write_cache;
+	uint8_t hot_reload;		/* reload the handler when its file changes */
 };
 
 struct tl_simdev;
@@ -241,7 +242,7 @@ void tl_ffi_simdev_release(struct tl_simdev *sd, uint16_t id);
 int tl_ffi_simdev_resize(struct tl_simdev *sd, uint64_t size);
 uint32_t tl_ffi_simdev_inflight(struct tl_simdev *sd);
 const struct tl_dev_stats *tl_ffi_simdev_stats(struct tl_simdev *sd);
-int tl_ffi_simdev_reload(struct tl_simdev *sd, char *err, size_t errlen);
+int tl_ffi_simdev_reload(struct tl_simdev *sd, int force, char *err, size_t errlen);
 
 /*
  * The daemon's YAML configuration (host/config.c), for Lua tools such as

@@ -46,10 +46,26 @@ static void set_paths(lua_State *L, const char *handler_dirs)
 	const char *dir = tl_lua_dir();
 	char buf[4096];
 
+	char hdirs[2048] = "";
+	const char *p;
+	size_t used = 0;
+
+	/* Modules next to the handlers can be required, after our library. */
+	p = handler_dirs && *handler_dirs ? handler_dirs : NULL;
+	while (p && *p && used < sizeof(hdirs) - 1) {
+		size_t n = strcspn(p, ";");
+		int w = snprintf(hdirs + used, sizeof(hdirs) - used, "%.*s/?.lua;",
+				 (int)n, p);
+
+		if (w < 0 || (size_t)w >= sizeof(hdirs) - used)
+			break;
+		used += (size_t)w;
+		p += n + (p[n] == ';');
+	}
 	lua_getglobal(L, "package");
 	lua_getfield(L, -1, "path");
-	snprintf(buf, sizeof(buf), "%s/lib/?.lua;%s/lib/?/init.lua;%s", dir,
-		 dir, lua_tostring(L, -1));
+	snprintf(buf, sizeof(buf), "%s/lib/?.lua;%s/lib/?/init.lua;%s%s/handlers/?.lua;%s",
+		 dir, dir, hdirs, dir, lua_tostring(L, -1));
 	lua_pop(L, 1);
 	lua_pushstring(L, buf);
 	lua_setfield(L, -2, "path");
@@ -265,12 +281,13 @@ void tl_lua_event(struct tl_worker *w, int kind, int id, int revents)
 	lua_pop(L, 1);
 }
 
-int tl_lua_reload(struct tl_worker *w, char *err, size_t errlen)
+int tl_lua_reload(struct tl_worker *w, bool force, char *err, size_t errlen)
 {
 	lua_State *L = w->L;
 	int base = prep_call(w, "reload"), rc = 0;
 
-	if (call_runtime(w, base, 0, 2)) {
+	lua_pushboolean(L, force);
+	if (call_runtime(w, base, 1, 2)) {
 		snprintf(err, errlen, "%s", lua_tostring(L, -1));
 		lua_pop(L, 1);
 		rc = -1;
@@ -283,6 +300,20 @@ int tl_lua_reload(struct tl_worker *w, char *err, size_t errlen)
 	}
 	lua_pop(L, 1);
 	return rc;
+}
+
+int tl_lua_watched_files(struct tl_worker *w)
+{
+	lua_State *L = w->L;
+	int base = prep_call(w, "watched_files");
+
+	if (call_runtime(w, base, 0, 1) || !lua_istable(L, -1)) {
+		lua_pop(L, 2);
+		lua_newtable(L);
+		return 0;
+	}
+	lua_remove(L, base);
+	return (int)lua_objlen(L, -1);
 }
 
 static int run_chunk(lua_State *L, int loaded, int argc, char **argv)

@@ -10,6 +10,7 @@
 #ifndef TL_LUA_HOST_H
 #define TL_LUA_HOST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,7 +38,9 @@ void tl_lua_tmr(struct tl_worker *w, struct tl_dev *d, uint8_t type,
 		const uint16_t *ids, uint32_t cnt);
 void tl_lua_resize(struct tl_worker *w, struct tl_dev *d);
 void tl_lua_event(struct tl_worker *w, int kind, int id, int revents);
-int tl_lua_reload(struct tl_worker *w, char *err, size_t errlen);
+int tl_lua_reload(struct tl_worker *w, bool force, char *err, size_t errlen);
+/* Push a list of the files the handlers came from; returns its length. */
+int tl_lua_watched_files(struct tl_worker *w);
 
 /* Run a Lua file with arguments in a state of its own (script/test modes). */
 int tl_lua_run_file(const char *file, int argc, char **argv);

@@ -15,13 +15,14 @@
 #include <lauxlib.h>
 
 #include "device.h"
+#include "hotreload.h"
 #include "log.h"
 #include "lua_host.h"
 #include "worker.h"
 
 #define WATCH_CHUNK 64
 
-enum req_kind { REQ_ADD, REQ_REMOVE, REQ_RESIZE, REQ_STOP };
+enum req_kind { REQ_ADD, REQ_REMOVE, REQ_RESIZE, REQ_RELOAD, REQ_STOP };
 
 struct tl_worker_req {
 	enum req_kind kind;
@@ -30,6 +31,7 @@ struct tl_worker_req {
 	char *err;
 	size_t errlen;
 	int rc;
+	bool force;
 	bool finished;
 	struct tl_worker_req *next;
 };
@@ -77,6 +79,7 @@ static int do_add(struct tl_worker *w, struct tl_dev *d, const char *config,
 	ev_io_start(w->loop, &d->io);
 	/* Commands may have queued before we watched the fd. */
 	tl_dev_service(d);
+	tl_hotreload_refresh(w);
 	return 0;
 }
 
@@ -111,6 +114,18 @@ static void run_req(struct tl_worker *w, struct tl_worker_req *r)
 		break;
 	case REQ_RESIZE:
 		tl_lua_resize(w, r->dev);
+		break;
+	case REQ_RELOAD:
+		r->rc = tl_lua_reload(w, r->force, r->err, r->errlen);
+		if (r->rc) {
+			w->reload_failures++;
+			snprintf(w->reload_error, sizeof(w->reload_error),
+				 "%s", r->err);
+		} else {
+			w->reloads++;
+			w->reload_error[0] = '\0';
+		}
+		tl_hotreload_refresh(w);
 		break;
 	case REQ_STOP:
 		w->stopping = true;
@@ -193,6 +208,8 @@ struct tl_worker *tl_worker_new(int index, bool threaded,
 		free(w);
 		return NULL;
 	}
+	if (o && o->hot_reload)
+		tl_hotreload_start(w);
 	if (threaded && pthread_create(&w->thread, NULL, worker_main, w)) {
 		snprintf(err, errlen, "cannot start worker thread");
 		lua_close(w->L);
@@ -215,6 +232,7 @@ void tl_worker_free(struct tl_worker *w)
 		submit(w, &stop);
 		pthread_join(w->thread, NULL);
 	}
+	tl_hotreload_stop(w);
 	lua_close(w->L);
 	ev_loop_destroy(w->loop);
 	pthread_mutex_destroy(&w->lock);
@@ -239,6 +257,15 @@ void tl_worker_remove_device(struct tl_worker *w, struct tl_dev *d)
 	struct tl_worker_req r = { .kind = REQ_REMOVE, .dev = d };
 
 	submit(w, &r);
+}
+
+int tl_worker_reload(struct tl_worker *w, bool force, char *err,
+		     size_t errlen)
+{
+	struct tl_worker_req r = { .kind = REQ_RELOAD, .err = err,
+				   .errlen = errlen, .force = force };
+
+	return submit(w, &r);
 }
 
 void tl_worker_resize_device(struct tl_worker *w, struct tl_dev *d)

@@ -19,6 +19,7 @@ struct tl_worker_req;
 
 struct tl_worker_opts {
 	const char *handler_dirs;	/* ';'-separated directories */
+	bool hot_reload;		/* reload handlers when their files change */
 };
 
 struct tl_worker {
@@ -42,6 +43,11 @@ struct tl_worker {
 	/* Timers and fd watchers handed out to Lua, by id. */
 	struct tl_watch **watches;	/* chunks of watchers */
 	int nwatches;
+
+	struct tl_hotreload *hotreload;	/* NULL: reload on request only */
+	uint64_t reloads;		/* successful reloads */
+	uint64_t reload_failures;
+	char reload_error[1024];	/* the last failure, for the control socket */
 };
 
 int tl_worker_timer_start(struct tl_worker *w, double after, double repeat);
@@ -70,6 +76,14 @@ void tl_worker_remove_device(struct tl_worker *w, struct tl_dev *d);
 
 /* Tell the handler the capacity changed (info already updated). */
 void tl_worker_resize_device(struct tl_worker *w, struct tl_dev *d);
+
+/*
+ * Reload the handlers the worker runs, between batches: those whose files
+ * changed, or all of them with force.  Returns 0, or -1
+ * with the reason (file:line) in err; on failure nothing changed.
+ */
+int tl_worker_reload(struct tl_worker *w, bool force, char *err,
+		     size_t errlen);
 
 /* Inline workers: run the loop once; wait_ms < 0 blocks, 0 polls. */
 void tl_worker_run_once(struct tl_worker *w, int wait_ms);

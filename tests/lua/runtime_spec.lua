@@ -212,3 +212,99 @@ describe('statistics', function()
     assert.equals(0, tonumber(C.tl_ffi_lat_quantile(ffi.new('uint64_t[160]'), 0.5)))
   end)
 end)
+
+describe('hot reload', function()
+  local dir
+  local function write(name, text)
+    local f = assert(io.open(dir .. '/' .. name, 'w'))
+    f:write(text)
+    f:close()
+  end
+  local function version(v)
+    return ([[
+local C = require('tl.abi').C
+local helper = require 'reload_helper'
+return {
+  open = function(dev) return { v = %d } end,
+  migrate = %s,
+  read = function(dev, cmd, off, len, at)
+    C.tl_ffi_fill(cmd, at, dev.state.v + helper.bump, len)
+  end,
+}]]):format(v, v % 2 == 0 and 'function(dev, old) return { v = old.v + 100 } end' or 'nil')
+  end
+  local function first_byte(d)
+    local r = assert(d:exec(T.read10(0, 1), { len = 512 }))
+    assert.equals(0, r.status)
+    return r.data:byte(1)
+  end
+
+  before_each(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute('mkdir -p ' .. dir) == 0)
+    write('reload_helper.lua', 'return { bump = 0 }')
+  end)
+  after_each(function() os.execute('rm -rf ' .. dir) end)
+
+  it('swaps in new code, keeps old code on errors, and migrates state', function()
+    write('rl.lua', version(1))
+    local d = assert(T.device { handler = 'rl', size = 1024 * 1024,
+      handler_dirs = dir })
+    -- the handler's own directory must be on package.path for its helper
+    assert.equals(1, first_byte(d))
+
+    write('rl.lua', 'return { read = function( end }')       -- syntax error
+    local ok, err = d:reload()
+    assert.is_nil(ok)
+    assert.truthy(err:find('rl.lua:1:', 1, true), err)
+    assert.equals(1, first_byte(d))                           -- old code runs
+
+    write('rl.lua', 'error("boom at load")')                  -- error at load
+    ok, err = d:reload()
+    assert.is_nil(ok)
+    assert.truthy(err:find('boom at load', 1, true), err)
+    assert.equals(1, first_byte(d))
+
+    write('rl.lua', version(3))                               -- close + open
+    assert(d:reload())
+    assert.equals(3, first_byte(d))
+
+    write('rl.lua', version(4))                               -- migrate(old)
+    assert(d:reload())
+    assert.equals(103, first_byte(d))
+
+    write('reload_helper.lua', 'return { bump = 10 }')        -- a module it requires
+    assert(d:reload(false))
+    assert.equals(213, first_byte(d))                         -- migrated again
+    assert(d:reload(false))                                   -- nothing changed
+    assert.equals(213, first_byte(d))                         -- state untouched
+    d:close()
+  end)
+
+  it('survives a hundred reloads', function()
+    write('rl.lua', version(1))
+    local d = assert(T.device { handler = 'rl', size = 1024 * 1024, handler_dirs = dir })
+    for i = 1, 100 do
+      write('rl.lua', version(i % 2 == 1 and i or i + 1))
+      assert(d:reload())
+    end
+    assert.is_true(first_byte(d) > 0)
+    d:close()
+  end)
+
+  it('reloads by itself when the file is saved', function()
+    write('rl.lua', version(1))
+    local d = assert(T.device { handler = 'rl', size = 1024 * 1024,
+      handler_dirs = dir, hot_reload = true })
+    assert.equals(1, first_byte(d))
+    write('rl.lua', version(5))
+    local deadline = os.time() + 5
+    local b = 1
+    while b ~= 5 and os.time() <= deadline do
+      d:run(100)
+      b = first_byte(d)
+    end
+    assert.equals(5, b)
+    d:close()
+  end)
+end)

@@ -16,6 +16,13 @@ end
 M.dirs = dirs
 
 local cache = {}
+local deps = {}     -- handler name -> { module names it required }
+
+-- Modules that must never be loaded twice in a lua_State (FFI cdefs, the
+-- runtime and the library state they hold).
+local keep = { ffi = true, bit = true, jit = true, ['tl.abi'] = true,
+  ['tl.cdef'] = true, ['tl.runtime'] = true, ['tl.handlers'] = true,
+  ['tl.schema'] = true, ['tl.log'] = true }
 
 function M.valid_name(name)
   return type(name) == 'string' and #name > 0 and #name <= 64
@@ -68,14 +75,78 @@ function M.load(name, fresh)
   end
   local chunk, err = loadfile(path)
   if not chunk then return nil, err end
+  -- A fresh load also re-reads the modules the handler required last time,
+  -- so an edit to a helper module takes effect; the old ones come back if
+  -- the new code fails.
+  local saved = {}
+  if fresh then
+    for _, mod in ipairs(deps[name] or {}) do
+      saved[mod] = package.loaded[mod] or false
+      package.loaded[mod] = nil
+    end
+  end
+  local before = {}
+  for mod in pairs(package.loaded) do before[mod] = true end
   local ok, h = xpcall(chunk, debug.traceback, name)
-  if not ok then return nil, h end
+  if not ok then
+    for mod, v in pairs(saved) do package.loaded[mod] = v or nil end
+    return nil, h
+  end
+  -- What it required: new modules, and the reloaded ones.  Sorted, so the
+  -- signature below does not depend on table order.
+  local mine = {}
+  for mod in pairs(package.loaded) do
+    if not keep[mod] and not before[mod] then
+      mine[#mine + 1] = mod
+    end
+  end
+  table.sort(mine)
+  deps[name] = mine
+  if type(h) == 'table' then h.signature = M.signature(path, mine) end
   local good, why = check(h, path)
   if not good then return nil, why end
   h.name = h.name or name
   h.path = path
-  cache[name] = h
+  -- A fresh (reload) copy is only used once the whole reload succeeded:
+  -- the runtime calls M.commit() then.
+  if not fresh then cache[name] = h end
   return h
+end
+
+local function slurp(path)
+  local f = io.open(path, 'rb')
+  if not f then return '' end
+  local s = f:read('*a')
+  f:close()
+  return s
+end
+
+-- The text of a handler and of the modules it required: a reload leaves a
+-- device alone when this did not change.
+function M.signature(path, mods)
+  local parts = { slurp(path) }
+  for _, mod in ipairs(mods) do
+    local f = package.searchpath(mod, package.path)
+    parts[#parts + 1] = mod .. '\0' .. (f and slurp(f) or '')
+  end
+  return table.concat(parts, '\0\0')
+end
+
+function M.commit(name, h)
+  cache[name] = h
+end
+
+-- The files a loaded handler came from: its own and those of the modules
+-- it required (as found on package.path).
+function M.files(name, h)
+  h = h or cache[name]
+  if not h then return {} end
+  local out = { h.path }
+  for _, mod in ipairs(deps[name] or {}) do
+    local f = package.searchpath(mod, package.path)
+    if f then out[#out + 1] = f end
+  end
+  return out
 end
 
 -- Options for a device: from a Lua table constructor (YAML, specs), or

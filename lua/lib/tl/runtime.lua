@@ -184,15 +184,36 @@ function M.event(kind, id, revents)
   end
 end
 
+-- Absolute paths of the files the running handlers came from.
+function M.watched_files()
+  local seen, out = {}, {}
+  for _, dev in pairs(devices) do
+    for _, f in ipairs(handlers.files(dev.handler_name, dev.handler)) do
+      if f:sub(1, 1) ~= '/' then
+        local pwd = os.getenv('PWD') or '.'
+        f = pwd .. '/' .. f
+      end
+      if not seen[f] then seen[f] = true; out[#out + 1] = f end
+    end
+  end
+  return out
+end
+
 -- Reload every handler in use from disk.  Nothing changes unless every
--- script loads and every device's options pass the new schema.
-function M.reload()
+-- script loads and every device's options pass the new schema.  Devices
+-- whose handler text (and modules) did not change are left alone, unless
+-- force is set (an explicit request from a person: re-run open/migrate).
+function M.reload(force)
   local fresh, plans = {}, {}
   for id, dev in pairs(devices) do
     local name = dev.handler_name
     if fresh[name] == nil then
       local h, err = handlers.load(name, true)
       if not h then return nil, err end
+      -- Same text as the running code: keep the running table untouched.
+      if not force and h.signature == dev.handler.signature then
+        h = dev.handler
+      end
       fresh[name] = h
     end
     local conf, err = handlers.config(fresh[name], dev.conf_src,
@@ -200,6 +221,7 @@ function M.reload()
     if not conf then return nil, err end
     plans[#plans + 1] = { dev = dev, h = fresh[name], conf = conf }
   end
+  for name, h in pairs(fresh) do handlers.commit(name, h) end
   for _, p in ipairs(plans) do
     local dev, h = p.dev, p.h
     if h ~= dev.handler then
@@ -209,6 +231,7 @@ function M.reload()
           p.conf)
         if ok then
           dev.handler, dev.conf, dev.state = h, p.conf, state
+          scsi.attach(dev)     -- the library must call the new callbacks
           dev.exec = make_executor(h)
         else
           log.err('%s: migrate failed, keeping the old code: %s', dev.name,

@@ -65,6 +65,7 @@ function M.device(opts)
   o.ring_bytes = opts.ring_bytes or 0
   o.data_bytes = opts.data_bytes or 0
   o.write_cache = opts.write_cache and 1 or 0
+  o.hot_reload = opts.hot_reload and 1 or 0
   local err = ffi.new('char[1024]')
   local sd = C.tl_ffi_simdev_new(o, err, 1024)
   if sd == nil then return nil, ffi.string(err) end
@@ -168,9 +169,12 @@ end
 
 function Device:resize(bytes) return C.tl_ffi_simdev_resize(self.sd, bytes) end
 
-function Device:reload()
+-- Reload the handler from disk.  Unchanged files are left alone unless
+-- force (the default here: a person asked for it).
+function Device:reload(force)
+  if force == nil then force = true end
   local err = ffi.new('char[1024]')
-  if C.tl_ffi_simdev_reload(self.sd, err, 1024) ~= 0 then
+  if C.tl_ffi_simdev_reload(self.sd, force and 1 or 0, err, 1024) ~= 0 then
     return nil, ffi.string(err)
   end
   return true
