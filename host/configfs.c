@@ -24,6 +24,7 @@
 
 enum cfs_kind {
 	CFS_MKDIR,	/* undo: rmdir */
+	CFS_SHARED,	/* undo: rmdir if empty (HBA, fabric roots) */
 	CFS_SYMLINK,	/* undo: unlink */
 	CFS_NEXUS,	/* undo: write "NULL" to the tcm_loop nexus */
 };
@@ -240,10 +241,18 @@ static int undo_one(const struct cfs_entry *e)
 	switch (e->kind) {
 	case CFS_MKDIR:
 		return rmdir(e->path) ? -errno : 0;
+	case CFS_SHARED:
+		/* Still in use by objects that are not ours: leave it. */
+		if (rmdir(e->path) && errno != ENOTEMPTY && errno != EBUSY)
+			return -errno;
+		return 0;
 	case CFS_SYMLINK:
 		return unlink(e->path) && errno != ENOENT ? -errno : 0;
-	case CFS_NEXUS:
-		return tl_cfs_write(e->path, "NULL");
+	case CFS_NEXUS: {
+		int rc = tl_cfs_write(e->path, "NULL");
+
+		return rc == -ENODEV ? 0 : rc;	/* ENODEV: no nexus left */
+	}
 	}
 	return 0;
 }
@@ -311,9 +320,10 @@ static int pathf(struct ctx *x, char *buf, const char *fmt, ...)
 }
 
 /*
- * mkdir that also accepts a directory that is already there.  Logged
- * always (own), or only when we made it (shared roots like the HBA or a
- * fabric's top directory, which others may be using).
+ * mkdir that also accepts a directory that is already there (ours from a
+ * run that died, or one we share).  Shared ones (the HBA, a fabric's top
+ * directory) are removed at the end only if nothing else is in them; that
+ * also unpins the kernel modules they hold.
  */
 static int mkdir_logged(struct ctx *x, const char *path, bool own)
 {
@@ -322,12 +332,10 @@ static int mkdir_logged(struct ctx *x, const char *path, bool own)
 	if (mkdir(path, 0755)) {
 		if (errno != EEXIST)
 			return fail(x, -errno, "cannot create", path);
-		if (!own)
-			return 0;
 	} else {
 		tl_dbg("configfs: created %s", path);
 	}
-	rc = log_add(x->c, CFS_MKDIR, path, x->owner);
+	rc = log_add(x->c, own ? CFS_MKDIR : CFS_SHARED, path, x->owner);
 	return rc ? fail(x, rc, "cannot log", path) : 0;
 }
 

@@ -25,7 +25,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -362,10 +365,43 @@ static int adopt(void *arg, unsigned int minor, const char *name)
 	return 0;
 }
 
+/*
+ * Two of us would fight over block/reset_netlink and the devices: hold an
+ * abstract socket name while running (it goes away with the process, even
+ * on SIGKILL, so there is no stale lock to clean up).
+ */
+static int claim_instance(void)
+{
+	static const char name[] = "tcmu-lua-daemon";
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	socklen_t len = offsetof(struct sockaddr_un, sun_path) + sizeof(name);
+	int fd;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	memcpy(sa.sun_path + 1, name, sizeof(name) - 1);
+	if (bind(fd, (struct sockaddr *)&sa, len)) {
+		int rc = -errno;
+
+		close(fd);
+		return rc;
+	}
+	return fd;	/* kept open until exit */
+}
+
 static int kernel_start(struct daemon *dm)
 {
 	char err[512];
 	int rc;
+
+	rc = claim_instance();
+	if (rc < 0) {
+		tl_err("%s", rc == -EADDRINUSE ?
+		       "another tcmu-lua daemon is already running" :
+		       strerror(-rc));
+		return -1;
+	}
 
 	if (!tl_cfs_available(err, sizeof(err))) {
 		tl_err("%s", err);
