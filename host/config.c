@@ -601,17 +601,58 @@ static bool lua_value(struct pctx *p, struct sbuf *b, yaml_node_t *n,
 	return ok;
 }
 
+/*
+ * The options again as "key=value;key=value", the form a handler also
+ * reads from a configfs dev_config string (so a device we created still
+ * says what it is to targetcli, or to a daemon started without this file).
+ * Only flat options fit; anything else gives "" and the Lua table is the
+ * only source.
+ */
+static void flat_cfgstring(struct pctx *p, yaml_node_t *n, char *buf,
+			   size_t size)
+{
+	yaml_node_pair_t *pair;
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for_each_pair(n, pair) {
+		const char *k = scalar(node(p, pair->key));
+		yaml_node_t *v = node(p, pair->value);
+		const char *vs = scalar(v), *c;
+		int w;
+
+		if (is_null(v))
+			continue;
+		if (!k || !vs || !*k || strspn(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			"abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(k))
+			goto unfit;
+		for (c = vs; *c; c++)
+			if (*c == ';' || *c == ',' || (unsigned char)*c < 0x20)
+				goto unfit;
+		w = snprintf(buf + len, size - len, "%s%s=%s", len ? ";" : "",
+			     k, vs);
+		if (w < 0 || (size_t)w >= size - len)
+			goto unfit;
+		len += (size_t)w;
+	}
+	return;
+unfit:
+	buf[0] = '\0';
+}
+
 static bool get_options(struct pctx *p, yaml_node_t *n, const char *path,
-			char **out)
+			char **out, char *cfgstring, size_t cfglen)
 {
 	struct sbuf b = { 0 };
 
+	cfgstring[0] = '\0';
 	if (is_null(n)) {
 		*out = strdup("{}");
 		return *out != NULL;
 	}
 	if (!expect_map(p, n, path))
 		return false;
+	flat_cfgstring(p, n, cfgstring, cfglen);
 	if (!lua_table(p, &b, n, path, 1) || b.overflow) {
 		if (!p->failed)
 			perr(p, n, path, "out of memory");
@@ -873,7 +914,8 @@ static bool parse_device(struct pctx *p, yaml_node_t *n, const char *path,
 		} else if (!strcmp(k, "options")) {
 			free(d->options);
 			d->options = NULL;
-			ok = get_options(p, v, sub, &d->options);
+			ok = get_options(p, v, sub, &d->options,
+					 d->cfgstring, sizeof(d->cfgstring));
 		} else {
 			ok = parse_exports(p, v, sub, d);
 		}

@@ -20,6 +20,7 @@
 
 #define CFG_NAME_MAX 64		/* backstore names and handler names */
 #define CFG_WWN_MAX 224		/* iSCSI names are up to 223 bytes */
+#define CFG_CFGSTR_MAX 256	/* the kernel's dev_config holds 255 bytes */
 
 struct cfg_loop_export {
 	bool enabled;
@@ -45,6 +46,7 @@ struct cfg_device {
 	bool read_only;
 	bool write_cache;
 	char *options;			/* Lua table constructor, never NULL */
+	char cfgstring[CFG_CFGSTR_MAX];	/* options as "k=v;k=v", or "" */
 	struct cfg_loop_export loop;
 	struct cfg_iscsi_export iscsi;
 	int line;			/* where the entry starts, for messages */
