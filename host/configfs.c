@@ -301,10 +301,10 @@ static int fail(struct ctx *x, int rc, const char *what, const char *path)
 	return rc;
 }
 
-static int pathf(struct ctx *x, char *buf, const char *fmt, ...)
+static int mkpath(struct ctx *x, char *buf, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static int pathf(struct ctx *x, char *buf, const char *fmt, ...)
+static int mkpath(struct ctx *x, char *buf, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -345,7 +345,7 @@ static int write_attr(struct ctx *x, const char *dir, const char *attr,
 	char path[PATH_MAX];
 	int rc;
 
-	rc = pathf(x, path, "%s/%s", dir, attr);
+	rc = mkpath(x, path, "%s/%s", dir, attr);
 	if (rc)
 		return rc;
 	rc = tl_cfs_write(path, val);
@@ -388,7 +388,7 @@ static int adopt_device(struct ctx *x, const char *path,
 	size_t hl = strlen(d->handler);
 	int rc;
 
-	rc = pathf(x, attr, "%s/attrib/dev_config", path);
+	rc = mkpath(x, attr, "%s/attrib/dev_config", path);
 	if (rc)
 		return rc;
 	rc = tl_cfs_read(attr, cfg, sizeof(cfg));
@@ -414,9 +414,9 @@ int tl_cfs_create_device(struct tl_cfs *c, unsigned int hba,
 	char devcfg[CFG_CFGSTR_MAX + 1], on[8];
 	int rc;
 
-	if ((rc = pathf(&x, hba_path, TL_CFS_ROOT "/core/user_%u", hba)) ||
-	    (rc = pathf(&x, path, "%s/%s", hba_path, d->name)) ||
-	    (rc = pathf(&x, enable, "%s/enable", path)))
+	if ((rc = mkpath(&x, hba_path, TL_CFS_ROOT "/core/user_%u", hba)) ||
+	    (rc = mkpath(&x, path, "%s/%s", hba_path, d->name)) ||
+	    (rc = mkpath(&x, enable, "%s/enable", path)))
 		return rc;
 	rc = mkdir_logged(&x, hba_path, false);
 	if (rc)
@@ -475,9 +475,9 @@ static int link_lun(struct ctx *x, const char *tpg, unsigned int lun,
 	char lun_path[PATH_MAX], link[PATH_MAX], target[PATH_MAX];
 	int rc;
 
-	if ((rc = pathf(x, lun_path, "%s/lun/lun_%u", tpg, lun)) ||
-	    (rc = pathf(x, link, "%s/%s", lun_path, name)) ||
-	    (rc = pathf(x, target, TL_CFS_ROOT "/core/user_%u/%s", hba, name)))
+	if ((rc = mkpath(x, lun_path, "%s/lun/lun_%u", tpg, lun)) ||
+	    (rc = mkpath(x, link, "%s/%s", lun_path, name)) ||
+	    (rc = mkpath(x, target, TL_CFS_ROOT "/core/user_%u/%s", hba, name)))
 		return rc;
 	rc = mkdir_logged(x, lun_path, true);
 	if (rc)
@@ -507,10 +507,10 @@ int tl_cfs_export_loop(struct tl_cfs *c, unsigned int hba,
 	char cur[CFG_WWN_MAX], ini[CFG_WWN_MAX];
 	int rc;
 
-	if ((rc = pathf(&x, fabric, TL_CFS_ROOT "/loopback")) ||
-	    (rc = pathf(&x, wwn, "%s/%s", fabric, d->loop.wwn)) ||
-	    (rc = pathf(&x, tpg, "%s/tpgt_1", wwn)) ||
-	    (rc = pathf(&x, nexus, "%s/nexus", tpg)))
+	if ((rc = mkpath(&x, fabric, TL_CFS_ROOT "/loopback")) ||
+	    (rc = mkpath(&x, wwn, "%s/%s", fabric, d->loop.wwn)) ||
+	    (rc = mkpath(&x, tpg, "%s/tpgt_1", wwn)) ||
+	    (rc = mkpath(&x, nexus, "%s/nexus", tpg)))
 		return rc;
 	if ((rc = mkdir_logged(&x, fabric, false)) ||
 	    (rc = mkdir_logged(&x, wwn, true)) ||
@@ -537,12 +537,12 @@ int tl_cfs_export_iscsi(struct tl_cfs *c, unsigned int hba,
 	char enable[PATH_MAX], on[8];
 	int rc;
 
-	if ((rc = pathf(&x, fabric, TL_CFS_ROOT "/iscsi")) ||
-	    (rc = pathf(&x, iqn, "%s/%s", fabric, d->iscsi.iqn)) ||
-	    (rc = pathf(&x, tpg, "%s/tpgt_1", iqn)) ||
-	    (rc = pathf(&x, np, "%s/np/%s:%u", tpg, d->iscsi.portal_ip,
+	if ((rc = mkpath(&x, fabric, TL_CFS_ROOT "/iscsi")) ||
+	    (rc = mkpath(&x, iqn, "%s/%s", fabric, d->iscsi.iqn)) ||
+	    (rc = mkpath(&x, tpg, "%s/tpgt_1", iqn)) ||
+	    (rc = mkpath(&x, np, "%s/np/%s:%u", tpg, d->iscsi.portal_ip,
 			d->iscsi.port)) ||
-	    (rc = pathf(&x, enable, "%s/enable", tpg)))
+	    (rc = mkpath(&x, enable, "%s/enable", tpg)))
 		return rc;
 	if ((rc = mkdir_logged(&x, fabric, false)) ||
 	    (rc = mkdir_logged(&x, iqn, true)) ||
