@@ -32,7 +32,8 @@
  * command's outcome (opcode, service action, status, sense key/ASC/ASCQ)
  * are fed to it through extra counters.  A line hook keeps LuaJIT from
  * compiling traces, so the plain replay build runs without it: the corpus
- * is then replayed with the JIT on.  TL_FUZZ_LUACOV=0/1 overrides.
+ * is then replayed with the JIT on.  TL_FUZZ_LUACOV=0/1 overrides;
+ * TL_FUZZ_LUALINES=FILE writes the Lua lines run to FILE at exit.
  *
  * Input format (fuzz_input.h; make_seeds.py writes these):
  *   u8 device (mod 3)
@@ -280,6 +281,47 @@ struct simdev_view {
 	struct tl_dev *dev;
 };
 
+/*
+ * TL_FUZZ_LUALINES=FILE: also remember every Lua line run and write them
+ * out at exit ("source<TAB>line"), for docs/fuzzing.md's coverage table.
+ */
+#define LINESET (1u << 17)
+
+static struct line_hit {
+	const char *src;
+	int line;
+} *lineset;
+static const char *lines_path;
+
+static NOCOV void lines_write(void)
+{
+	FILE *f = fopen(lines_path, "w");
+	uint32_t i;
+
+	if (!f)
+		return;
+	for (i = 0; i < LINESET; i++)
+		if (lineset[i].src)
+			fprintf(f, "%s\t%d\n", lineset[i].src, lineset[i].line);
+	fclose(f);
+}
+
+static NOCOV void line_remember(const char *src, int line, uint32_t h)
+{
+	uint32_t i, n;
+
+	for (i = h & (LINESET - 1), n = 0; n < LINESET;
+	     i = (i + 1) & (LINESET - 1), n++) {
+		if (!lineset[i].src) {
+			lineset[i].src = src;
+			lineset[i].line = line;
+			return;
+		}
+		if (lineset[i].src == src && lineset[i].line == line)
+			return;
+	}
+}
+
 static NOCOV void line_hook(lua_State *L, lua_Debug *ar)
 {
 	uint32_t h;
@@ -290,6 +332,8 @@ static NOCOV void line_hook(lua_State *L, lua_Debug *ar)
 	h = (uint32_t)(uintptr_t)ar->source * 2654435761u ^
 	    (uint32_t)ar->currentline * 40503u;
 	extra_cov[(h ^ h >> 16) & (sizeof(extra_cov) - 1)]++;
+	if (lineset)
+		line_remember(ar->source, ar->currentline, h ^ h >> 16);
 }
 
 static NOCOV void hook_lua(struct fz_dev *d)
@@ -733,6 +777,12 @@ NOCOV int LLVMFuzzerInitialize(int *argc, char ***argv)
 		luacov = *c != '0';
 	if (!verbose)
 		tl_log_threshold = TL_LOG_WARN;
+	lines_path = getenv("TL_FUZZ_LUALINES");
+	if (lines_path && *lines_path) {
+		lineset = calloc(LINESET, sizeof(*lineset));
+		luacov = lineset != NULL;
+		atexit(lines_write);
+	}
 	for (i = 0; i < NDEVS; i++)
 		dev_open(&devs[i]);
 	checking = true;

@@ -712,6 +712,10 @@ static int fetch_one(void)
 			seen = true;
 			ent = pos;
 			eop = lo & 7;
+		} else if ((lo & 7) != TCMU_OP_PAD &&
+			   !(F.map[CMDR_OFF + pos + 7] & TCMU_UFLAG_UNKNOWN_OP)) {
+			fail("opcode %u at %u skipped without UNKNOWN_OP",
+			     lo & 7, pos);
 		}
 		if (++n > F.cmdr_size / 8)
 			fail("ring_fetch walk does not end");

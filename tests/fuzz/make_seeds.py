@@ -151,7 +151,7 @@ def ring_seeds():
     s['statuses'] = r.complete(0, 2).kick().reap()
     # Prepared entries corrupted before publishing: each malformation.
     for name, field, mode, value in (
-            ('cdb_off_past', 0, 2, 4096), ('cdb_off_end', 0, 1, 3),
+            ('cdb_off_past', 0, 2, 100), ('cdb_off_end', 0, 1, 3),
             ('cdb_off_mailbox', 0, 6, 16), ('cdb_off_wrap', 0, 7, 5),
             ('iov_cnt_huge', 1, 1, 0x40000000), ('iov_cnt_small', 1, 0, 3),
             ('bidi_cnt', 2, 1, 1000), ('dif_cnt', 3, 0, 2),
