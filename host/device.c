@@ -14,6 +14,7 @@
 #include "fastpath.h"
 #include "log.h"
 #include "stats.h"
+#include "trace.h"
 #include "lua_host.h"
 #include "tcmu_uapi.h"
 #include "worker.h"
@@ -65,6 +66,7 @@ void tl_dev_free(struct tl_dev *d)
 	if (d->fd >= 0)
 		close(d->fd);
 	free(d->queue);
+	free(d->trace);
 	free(d);
 }
 
@@ -78,12 +80,17 @@ static uint64_t mono_ns(void)
 
 int tl_dev_complete(struct tl_dev *d, struct tl_cmd *cmd)
 {
+	uint64_t now;
+
 	if (cmd == d->current)
 		d->current = NULL;
 	if (cmd->state == TL_CMD_FREE)
 		return -EINVAL;
-	/* Count before the slot is released for reuse. */
-	tl_stats_complete(&d->stats, cmd, mono_ns());
+	/* Count (and trace) before the slot is released for reuse. */
+	now = mono_ns();
+	tl_stats_complete(&d->stats, cmd, now);
+	if (tl_trace_on(d->trace))
+		tl_trace_record(d->trace, cmd, now, d->in_fast);
 	if (ring_complete(&d->ring, cmd))
 		return -EINVAL;
 	d->dirty = true;

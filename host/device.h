@@ -16,6 +16,7 @@
 #include "tl_abi.h"
 
 struct tl_worker;
+struct tl_trace;
 
 
 struct tl_fast {
@@ -41,8 +42,10 @@ struct tl_dev {
 	struct tl_cmd *current;		/* last command handed to Lua */
 
 	struct tl_fast fast;
+	struct tl_trace *trace;	/* allocated on first `ctl trace`, kept */
 
 	bool dirty;		/* completions not yet published */
+	bool in_fast;		/* the fast path is completing (for traces) */
 	bool opened;		/* the Lua handler's open() succeeded */
 	bool broken_logged;
 	struct tl_dev_stats stats;

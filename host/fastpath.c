@@ -102,6 +102,8 @@ bool tl_fast_try(struct tl_dev *d, struct tl_cmd *cmd)
 	cmd->status = TL_STATUS_GOOD;
 	cmd->read_len = (uint32_t)cmd->data_len;
 	d->stats.fast++;
+	d->in_fast = true;
 	tl_dev_complete(d, cmd);
+	d->in_fast = false;
 	return true;
 }

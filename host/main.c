@@ -53,6 +53,11 @@ static int cmd_sandbox(int argc, char **argv)
 	return run_lua_cli("sandbox", argc, argv);
 }
 
+static int cmd_ctl(int argc, char **argv)
+{
+	return run_lua_cli("ctl", argc, argv);
+}
+
 static int cmd_version(int argc, char **argv)
 {
 	printf("tcmu-lua %s\n", TL_VERSION);
@@ -64,6 +69,8 @@ static const struct subcommand commands[] = {
 	  "daemon [-c CONFIG.yaml] [--check]  serve the kernel's TCMU devices" },
 	{ "sandbox", cmd_sandbox,
 	  "sandbox CONFIG.yaml|HANDLER [FILE]  SCSI playground, no kernel needed" },
+	{ "ctl", cmd_ctl,
+	  "ctl status|devices|stats|metrics|trace DEV|reload|log-level L" },
 	{ "decode", cmd_decode,
 	  "decode [--sense] HEX...          explain a CDB or sense data" },
 	{ "script", cmd_script,
