@@ -145,6 +145,25 @@ check_eq "bad config: message names file:line:column and key" \
 check "bad config: nothing created in configfs" test ! -e "$TL_CFS/core/user_1"
 check "--check accepts the good config" "${DAEMON[@]}" -c "$CFG" --check
 
+# A handler that refuses its device at start: all or nothing.
+cat >/tmp/e2e-refused.yaml <<EOF
+devices:
+  - name: first
+    handler: ram
+    size: 1M
+    exports:
+      loop: true
+  - name: second
+    handler: file
+    size: 1M
+    options: {path: /nonexistent/dir/x.img, create: true}
+EOF
+"${DAEMON[@]}" -c /tmp/e2e-refused.yaml >>"$LOG" 2>&1
+check_eq "handler refuses at start: exit status 1" 1 $?
+check "handler refuses at start: the reason is logged" daemon_log_has "cannot open /nonexistent/dir/x.img"
+check "handler refuses at start: nothing left in configfs" \
+    sh -c "[ ! -e $TL_CFS/core/user_1 ] && ! ls $TL_CFS/loopback 2>/dev/null | grep -q naa"
+
 # ---------------------------------------------------------------------------
 tl_section "start from YAML"
 if daemon_start; then
@@ -274,6 +293,15 @@ rmdir "$TL_CFS/core/user_2/bad1" 2>/dev/null
 rmdir "$TL_CFS/core/user_2" 2>/dev/null
 check "daemon explained the refusal" daemon_log_has "nosuch-handler"
 unset TL_USER_HBA
+
+# A broken file on SIGHUP changes nothing.
+cp "$CFG" /tmp/e2e-good.yaml
+echo "devices: [{name: x}]" >"$CFG"
+kill -HUP "$DPID"
+check "SIGHUP with a broken file: error logged" \
+    tl_wait 10 grep -q "reload: $CFG:1:11: devices\\[0\\]: handler is required (keeping" "$LOG"
+cp /tmp/e2e-good.yaml "$CFG"
+if daemon_running; then pass "daemon survives a bad reload"; else fail "daemon survives a bad reload"; fi
 
 # ---------------------------------------------------------------------------
 tl_section "SIGKILL and restart under I/O"
