@@ -1068,7 +1068,7 @@ static bool parse_daemon(struct pctx *p, struct tl_config *c, yaml_node_t *n)
 {
 	static const char *const keys[] = {
 		"handler_dirs", "workers", "log_level", "control_socket",
-		"pid_file", "hba", NULL,
+		"pid_file", "hba", "hot_reload", NULL,
 	};
 	yaml_node_pair_t *pair;
 	char sub[PATH_MAX_LEN], level[16];
@@ -1116,6 +1116,8 @@ static bool parse_daemon(struct pctx *p, struct tl_config *c, yaml_node_t *n)
 			ok = get_dup(p, v, sub, &c->control_socket);
 		} else if (!strcmp(k, "pid_file")) {
 			ok = get_dup(p, v, sub, &c->pid_file);
+		} else if (!strcmp(k, "hot_reload")) {
+			ok = get_bool(p, v, sub, &c->hot_reload);
 		} else {
 			ok = get_uint(p, v, sub, 0, 1000000, &v64);
 			c->hba = (unsigned int)v64;

@@ -59,6 +59,7 @@ struct tl_config {
 	unsigned int workers;		/* >= 1 */
 	int log_level;			/* TL_LOG_* */
 	char *control_socket;		/* NULL: none */
+	bool hot_reload;		/* reload handlers when their files change */
 	char *pid_file;			/* NULL: none */
 	unsigned int hba;		/* core/user_<hba> for configured devices */
 	struct cfg_device *devices;

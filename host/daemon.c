@@ -35,6 +35,7 @@
 
 #include "config.h"
 #include "configfs.h"
+#include "control.h"
 #include "daemon.h"
 #include "device.h"
 #include "log.h"
@@ -68,6 +69,7 @@ struct daemon {
 
 	struct ddev *devs;
 	struct tl_cfs *cfs;
+	struct tl_control *ctl;		/* NULL: no control socket */
 
 	/* The configfs job thread; one at a time. */
 	enum job_kind job;
@@ -177,6 +179,8 @@ static void unserve(struct daemon *dm, struct ddev *e)
 			*pp = e->next;
 			break;
 		}
+	if (dm->ctl)
+		tl_control_forget_dev(dm->ctl, e->dev);
 	/* The worker closes the handler, fails what is left, frees it. */
 	tl_worker_remove_device(e->w, e->dev);
 	tl_info("%s: no longer served", e->name.dev);
@@ -566,52 +570,116 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 /*
- * SIGHUP: reload the configuration.
+ * SIGHUP and the control socket's "reload": read the configuration file
+ * again and reload the handlers whose files changed.
  *
- * Reads and checks the file again; a bad file changes nothing.  What is
- * applied so far: the log level.  Devices are not yet changed at run
- * time: the plan is to diff old and new by name (gone: tl_cfs_undo(cfs,
- * name); new: create as at start; changed size: write attrib/dev_size;
- * changed options: the handler's reconfig or a re-create) on the job
- * thread, like start-up.  Until then, changed devices are reported.
+ * A bad file changes nothing, and neither does a handler that fails to
+ * load (the worker keeps the old one).  From the file only the log level
+ * is applied so far.  Devices are not yet changed at run time: the plan is
+ * to diff old and new by name (gone: tl_cfs_undo(cfs, name); new: create
+ * as at start; changed size: write attrib/dev_size; changed options: the
+ * handler's reconfig or a re-create) on the job thread, like start-up.
+ * Until then, what would change is reported.  Returns 0, or -1 with the
+ * first problem in err.
  */
-static void daemon_reload(struct daemon *dm)
+static int daemon_reload(struct daemon *dm, char *err, size_t errlen)
 {
-	struct tl_config *nc;
-	char err[512];
+	struct tl_config *nc = NULL;
+	char werr[1024];
 	unsigned int i;
+	int rc = 0;
 
-	if (!dm->cfg->path || !strcmp(dm->cfg->path, "")) {
-		tl_info("SIGHUP: no configuration file to reload");
-		return;
-	}
-	nc = tl_config_load(dm->cfg->path, err, sizeof(err));
-	if (!nc) {
-		tl_err("reload: %s (keeping the running configuration)", err);
-		return;
-	}
-	tl_log_threshold = nc->log_level;
-	for (i = 0; i < nc->n_devices; i++) {
-		const struct cfg_device *old =
-			tl_config_find(dm->cfg, nc->devices[i].name);
+	err[0] = '\0';
+	if (dm->cfg->path) {
+		nc = tl_config_load(dm->cfg->path, err, errlen);
+		if (!nc) {
+			tl_err("reload: %s (keeping the running configuration)",
+			       err);
+			return -1;
+		}
+		tl_log_threshold = nc->log_level;
+		for (i = 0; i < nc->n_devices; i++) {
+			const struct cfg_device *old, *d = &nc->devices[i];
 
-		if (!old || old->size != nc->devices[i].size ||
-		    strcmp(old->handler, nc->devices[i].handler) ||
-		    strcmp(old->options, nc->devices[i].options))
-			tl_warn("reload: device %s changed or is new: restart the daemon to apply it",
-				nc->devices[i].name);
+			old = tl_config_find(dm->cfg, d->name);
+			if (!old || old->size != d->size ||
+			    strcmp(old->handler, d->handler) ||
+			    strcmp(old->options, d->options))
+				tl_warn("reload: device %s changed or is new: restart the daemon to apply it",
+					d->name);
+		}
+		for (i = 0; i < dm->cfg->n_devices; i++)
+			if (!tl_config_find(nc, dm->cfg->devices[i].name))
+				tl_warn("reload: device %s was removed from the file: restart the daemon to apply it",
+					dm->cfg->devices[i].name);
+		tl_config_free(nc);
 	}
-	for (i = 0; i < dm->cfg->n_devices; i++)
-		if (!tl_config_find(nc, dm->cfg->devices[i].name))
-			tl_warn("reload: device %s was removed from the file: restart the daemon to apply it",
-				dm->cfg->devices[i].name);
-	tl_info("reload: log level %s applied", tl_log_level_name(nc->log_level));
-	tl_config_free(nc);
+	for (i = 0; i < dm->nworkers; i++) {
+		if (!tl_worker_reload(dm->workers[i], false, werr, sizeof(werr)))
+			continue;
+		tl_err("reload: worker %u: %s", i, werr);
+		if (!rc)
+			snprintf(err, errlen, "%s", werr);
+		rc = -1;
+	}
+	if (!rc)
+		tl_info("reloaded (log level %s)",
+			tl_log_level_name(tl_log_threshold));
+	return rc;
 }
 
 static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-	daemon_reload(w->data);
+	char err[1024];
+
+	daemon_reload(w->data, err, sizeof(err));
+}
+
+/* ---- the control socket's view of us ------------------------------------- */
+
+static void ctl_each_device(void *ctx, tl_ctl_dev_fn fn, void *arg)
+{
+	struct daemon *dm = ctx;
+	struct ddev *e;
+
+	for (e = dm->devs; e; e = e->next) {
+		struct tl_ctl_dev d = {
+			.name = e->name.dev,
+			.handler = e->name.subtype,
+			.worker = e->w->index,
+			.dev = e->dev,
+		};
+
+		fn(arg, &d);
+	}
+}
+
+static int ctl_reload(void *ctx, char *err, size_t errlen)
+{
+	return daemon_reload(ctx, err, errlen);
+}
+
+static unsigned int ctl_workers(void *ctx)
+{
+	return ((struct daemon *)ctx)->nworkers;
+}
+
+static void start_control(struct daemon *dm)
+{
+	struct tl_control_ops ops = {
+		.ctx = dm,
+		.each_device = ctl_each_device,
+		.reload = ctl_reload,
+		.workers = ctl_workers,
+	};
+	char err[512];
+
+	if (!dm->cfg->control_socket)
+		return;
+	dm->ctl = tl_control_start(dm->loop, dm->cfg->control_socket, &ops,
+				   err, sizeof(err));
+	if (!dm->ctl)
+		tl_warn("control socket %s: %s", dm->cfg->control_socket, err);
 }
 
 /* ---- main ------------------------------------------------------------------------- */
@@ -651,6 +719,7 @@ static int make_workers(struct daemon *dm)
 	unsigned int i;
 
 	o.handler_dirs = dirs;
+	o.hot_reload = dm->cfg->hot_reload;
 	dm->workers = calloc(dm->cfg->workers, sizeof(*dm->workers));
 	if (!dm->workers) {
 		free(dirs);
@@ -782,6 +851,7 @@ int tl_daemon_main(int argc, char **argv)
 		goto out;
 	}
 	watch_signals(&dm);
+	start_control(&dm);
 
 	if (dm.cfg->pid_file && (c = write_pid_file(dm.cfg->pid_file)))
 		tl_warn("pid file %s: %s", dm.cfg->pid_file, strerror(-c));
@@ -820,6 +890,8 @@ out:
 		ev_io_stop(dm.loop, &dm.nl_io);
 		tl_nl_close(dm.nl);
 	}
+	if (dm.ctl)
+		tl_control_stop(dm.ctl);
 	free_workers(&dm);
 	if (dm.cfg->pid_file)
 		unlink(dm.cfg->pid_file);

@@ -101,6 +101,7 @@ static void test_empty_is_defaults(void)
 	CHECK_EQ(c->hba, CFG_DEFAULT_HBA);
 	CHECK_EQ(c->n_devices, 0);
 	CHECK(c->control_socket == NULL);
+	CHECK(!c->hot_reload);
 	CHECK(tl_config_handler_path(c) == NULL);
 	tl_config_free(c);
 
@@ -122,6 +123,7 @@ static void test_full(void)
 		"  control_socket: /run/tl.sock\n"
 		"  pid_file: /run/tl.pid\n"
 		"  hba: 7\n"
+		"  hot_reload: true\n"
 		"devices:\n"
 		"  - name: disk0\n"
 		"    handler: ram\n"
@@ -151,6 +153,7 @@ static void test_full(void)
 	CHECK(!strcmp(c->control_socket, "/run/tl.sock"));
 	CHECK(!strcmp(c->pid_file, "/run/tl.pid"));
 	CHECK_EQ(c->hba, 7);
+	CHECK(c->hot_reload);
 	CHECK_EQ(c->n_devices, 2);
 
 	d = tl_config_find(c, "disk0");
@@ -163,7 +166,7 @@ static void test_full(void)
 	CHECK(!d->read_only && !d->write_cache);
 	CHECK(!strcmp(d->options, "{}"));
 	CHECK(!d->loop.enabled && !d->iscsi.enabled);
-	CHECK_EQ(d->line, 9);
+	CHECK_EQ(d->line, 10);
 
 	d = tl_config_find(c, "img");
 	CHECK(d == &c->devices[1]);
@@ -296,7 +299,7 @@ static void test_bad_syntax(void)
 static void test_bad_daemon(void)
 {
 	bad("daemon:\n  wokers: 2\n",
-	    "t.yaml:2:3: daemon: unknown key 'wokers' (known: handler_dirs, workers, log_level, control_socket, pid_file, hba)");
+	    "t.yaml:2:3: daemon: unknown key 'wokers' (known: handler_dirs, workers, log_level, control_socket, pid_file, hba, hot_reload)");
 	bad("daemon:\n  workers: 0\n", "t.yaml:2:12: daemon.workers: 0 is out of range (1..64)");
 	bad("daemon:\n  workers: many\n", "t.yaml:2:12: daemon.workers: expected a number of threads or auto");
 	bad("daemon:\n  log_level: loud\n", "t.yaml:2:14: daemon.log_level: expected error, warn, info or debug");
