@@ -4,12 +4,16 @@
  *
  * Commands go to RAM disks on the kernel simulator (tl_ffi_simdev_*): the
  * real ring, device and worker code, the FFI bindings, and the Lua SCSI
- * library with lua/handlers/ram.lua.  Three devices, made once per process
+ * library with lua/handlers/ram.lua.  Four devices, made once per process
  * (a LuaJIT state each) and reused:
  *   0: ram, 8 MiB of 512-byte blocks, OOOC+READ_LEN+TMR, write cache on
  *   1: ram, 1 MiB of 4 KiB blocks, OOOC only, write cache off
  *   2: tests/fuzz/lua/fuzzram.lua (ram checking every offset it gets),
  *      1 MiB of 512-byte blocks, OOOC+READ_LEN+TMR
+ *   3: fuzzram answering PENDING and finishing later in a scrambled order,
+ *      failing about one operation in 29: 4 MiB of 512-byte blocks, write
+ *      cache off (the library's continuations, exclusive lock, waits for
+ *      writes in flight and error paths in the middle of a command)
  * Each input starts with a LUN RESET (mode pages back to their defaults),
  * unit attentions drained and the unit started, so that inputs do not
  * depend much on the ones before (the disk's contents do carry over).
@@ -36,7 +40,7 @@
  * TL_FUZZ_LUALINES=FILE writes the Lua lines run to FILE at exit.
  *
  * Input format (fuzz_input.h; make_seeds.py writes these):
- *   u8 device (mod 3)
+ *   u8 device (mod 4)
  *   then items, each starting with u8 ctl:
  *     ctl >= 0xf0: special, u32 arg follows:
  *       0xf0 LUN RESET naming the batch, 0xf1 ABORT TASK for the batch
@@ -78,7 +82,7 @@
 #define TL_FUZZ_DIR "."
 #endif
 
-#define NDEVS 3
+#define NDEVS 4
 #define MAX_BATCH 32
 #define MAX_XFER (1u << 20)
 #define MAX_ITEMS 64
@@ -91,7 +95,7 @@
 #endif
 
 struct fz_dev {
-	const char *name, *handler, *dirs;
+	const char *name, *handler, *dirs, *config;
 	uint64_t size;
 	uint32_t block_size;
 	uint16_t caps;
@@ -108,6 +112,9 @@ static struct fz_dev devs[NDEVS] = {
 	  .block_size = 4096, .caps = 1 },
 	{ .name = "fuzz2", .handler = "fuzzram", .dirs = TL_FUZZ_DIR "/lua",
 	  .size = 1u << 20, .block_size = 512, .caps = 7, .write_cache = 1 },
+	{ .name = "fuzz3", .handler = "fuzzram", .dirs = TL_FUZZ_DIR "/lua",
+	  .config = "{ async = true, fail_every = 29 }",
+	  .size = 4u << 20, .block_size = 512, .caps = 7 },
 };
 
 struct pending {
@@ -409,6 +416,7 @@ static void dev_open(struct fz_dev *d)
 		.name = d->name,
 		.handler = d->handler,
 		.handler_dirs = d->dirs,
+		.config = d->config,
 		.size = d->size,
 		.block_size = d->block_size,
 		.caps = d->caps,

@@ -394,6 +394,7 @@ def cdb_seeds():
                  'compare_and_write', 'write_same16', 'get_lba_status'):
         s['dev1_' + name] = Cdb(dev=1).cmd(one[name])
 
+    singles = set(s)
     blk = 512
     s['write_read_back'] = Cdb().cmd(cdb10(0x2a, 0, 40, 0, 2),
                                      data=pattern(2 * blk)) \
@@ -471,7 +472,17 @@ def cdb_seeds():
     s['raw_len_cdb'] = Cdb().cmd(bytes([0x28, 0, 0, 0, 0, 0]), C_IN, 512,
                                  raw_len=True)
     s['idle'] = Cdb().special(SP_IDLE, 5).cmd(cdb6(0x00))
-    return {k: bytes(v.b) for k, v in s.items()}
+    out = {k: bytes(v.b) for k, v in s.items()}
+    # The sequences again on the checking devices: 2 (fuzzram)
+    # and 3 (fuzzram answering asynchronously, failing now and then).
+    for k, v in list(out.items()):
+        if k not in singles:
+            out['dev2_' + k] = bytes([2]) + v[1:]
+            out['dev3_' + k] = bytes([3]) + v[1:]
+    for name in ('write10_fua_dpo', 'sync_cache10', 'write_same16',
+                 'write_same10_unmap', 'verify10_bytchk3', 'write_verify16'):
+        out['dev3_' + name] = bytes([3]) + out[name][1:]
+    return out
 
 
 def ring_regressions():
