@@ -33,6 +33,7 @@ WWN_FILE=naa.5001405e2e000002
 IQN=iqn.2003-01.org.linux-iscsi.tcmu-lua:e2e
 RAM_SIZE=$((64 << 20))
 FILE_SIZE=$((256 << 20))
+SOCK=/run/tcmu-lua-e2e.sock
 DPID=
 
 # --- the daemon -----------------------------------------------------------------
@@ -107,6 +108,7 @@ cat >"$CFG" <<EOF
 daemon:
   workers: 2
   log_level: info
+  control_socket: $SOCK
 devices:
   - name: e2e_ram
     handler: ram
@@ -181,6 +183,13 @@ check "backstore enabled" grep -q 1 "$TL_CFS/core/user_1/e2e_ram/enable"
 check_eq "dev_config of the file device" "file/path=$IMG;create=true" \
     "$(cat "$TL_CFS/core/user_1/e2e_file/attrib/dev_config")"
 check "image file created" test -f "$IMG"
+CTL=$("${DAEMON[0]%/*}/tcmu-lua" ctl -s $SOCK devices 2>&1)
+tl_log "tcmu-lua ctl devices: $(tr '\n' ' ' <<<"$CTL")"
+if grep -q e2e_ram <<<"$CTL" && grep -q e2e_file <<<"$CTL"; then
+    pass "control socket lists both devices"
+else
+    fail "control socket lists both devices"
+fi
 [ -n "$SD_RAM" ] && [ -n "$SD_FILE" ] || tl_finish
 
 # ---------------------------------------------------------------------------
