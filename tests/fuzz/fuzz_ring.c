@@ -23,7 +23,7 @@
  *    everything is completed and cmd_tail == cmd_head.
  *
  * Input format (fuzz_input.h; make_seeds.py writes these):
- *   header: u8 geometry  bits 0-1 ring 4/8/16/32 KiB, bits 2-5 id and
+ *   header: u8 geometry  bits 0-1 ring 4/8/32/128 KiB, bits 2-5 id and
  *                        block allocation (14: scattered blocks, 15: cyclic
  *                        ids and scattered blocks, else plain), bits 6-7
  *                        block size 512 << n
@@ -64,7 +64,8 @@ enum fz_op {
 	OP_SUBMIT,	/* u8 kind, u16 len, u8 flags (bits 0-1 dir, 2 publish) */
 	OP_CORRUPT,	/* u8 which entry, u8 field, u8 mode, u64 value */
 	OP_PUBLISH,	/* - */
-	OP_INJECT,	/* u16 len, u8 mode, u32 len_op, then len bytes */
+	OP_INJECT,	/* u16 len, u8 mode, u32 len_op, then len bytes (only
+			   64 when len >= 1024: the rest is zeros) */
 	OP_TMR,		/* u8 type, u8 count, then count x u8 (which held id) */
 	OP_TMR_RAW,	/* u8 ids, u32 cmd_cnt, u8 type */
 	OP_PAD,		/* u8 mode, u16 len */
@@ -78,13 +79,14 @@ enum fz_op {
 	OP_RESET,	/* reset_ring on both sides */
 	OP_STRAY,	/* u8 which: complete something not in flight */
 	OP_POKE,	/* u8 mode, u16 where, u32 value */
+	OP_REATTACH,	/* u8 mailbox field (bit 7: raw value), u32 value */
 	OP_COUNT
 };
 
 static const char *const op_names[OP_COUNT] = {
 	"submit", "corrupt", "publish", "inject", "tmr", "tmr_raw", "pad",
 	"head", "fetch", "complete", "complete_all", "kick", "reap", "reset",
-	"stray", "poke",
+	"stray", "poke", "reattach",
 };
 
 struct ent_rec {
@@ -312,13 +314,14 @@ static NOCOV void sim_put(struct sim *s)
 }
 
 static const uint32_t data_pages[4] = { 2, 5, 16, 65 };
+static const uint8_t ring_shift[4] = { 0, 1, 3, 5 };
 
 static bool fz_init(struct fin *in)
 {
 	uint8_t geo = fin_u8(in), caps = fin_u8(in), data = fin_u8(in);
 	uint8_t seed = fin_u8(in);
 	struct sim_opts o = {
-		.ring_bytes = 4096u << (geo & 3),
+		.ring_bytes = 4096u << ring_shift[geo & 3],
 		.block_bytes = 512u << ((geo >> 6) & 3),
 		.data_bytes = 4096u * data_pages[data & 3],
 		.caps = caps & 0x0f,
@@ -605,6 +608,12 @@ static void check_ring_state(void)
 	if (!r->broken && r->inflight != F.nheld)
 		fail("ring counts %u in flight, the daemon holds %u",
 		     r->inflight, F.nheld);
+	for (uint32_t i = 0; i < F.nheld; i++)
+		if (ring_cmd_by_id(r, F.held[i]->id) != F.held[i])
+			fail("ring_cmd_by_id(%u) lost a command in flight",
+			     F.held[i]->id);
+	if (ring_cmd_by_id(r, 0))
+		fail("ring_cmd_by_id(0) found something");
 	if (!F.chaos && r->broken)
 		fail("ring broke with a well-behaved kernel: %s",
 		     r->broken_why);
@@ -1085,9 +1094,16 @@ static void op_corrupt(struct fin *in)
 		break;
 	case 6:	/* the CDB's first bytes, where cdb_off points */
 	{
-		uint64_t at = ld64(e + 24);
+		uint64_t at = ld64(e + 24), eo = (uint64_t)(e - F.kmap);
 
 		if (at < F.map_size - 8) {
+			/*
+			 * Benign in this entry's body or in the data area;
+			 * elsewhere it rewrites the mailbox or another entry.
+			 */
+			if (at < F.data_lo &&
+			    !(at >= eo + 8 && at + 8 <= eo + (ld32(e) & ~7u)))
+				F.chaos = true;
 			F.kmap[at] = (uint8_t)v;
 			F.kmap[at + 7] = (uint8_t)(v >> 8);
 		}
@@ -1129,10 +1145,10 @@ static void op_publish(void)
 /* Raw bytes as an entry: size is what the simulator reserves for it. */
 static void inject(const uint8_t *bytes, uint32_t len, uint32_t len_op)
 {
-	uint8_t ent[1024];
+	static uint8_t ent[65536 + 8];
 	uint32_t size = round8(len < 8 ? 8 : len);
 
-	memset(ent, 0, sizeof(ent));
+	memset(ent, 0, size);
 	memcpy(ent, bytes, len);
 	st32(ent, len_op);
 	if ((len_op & ~7u) != size || (len_op & 7) == TCMU_OP_CMD)
@@ -1145,11 +1161,14 @@ static void inject(const uint8_t *bytes, uint32_t len, uint32_t len_op)
 
 static void op_inject(struct fin *in)
 {
-	uint32_t len = fin_u16(in) % 1024;
-	uint8_t mode = fin_u8(in), bytes[1024];
+	static uint8_t bytes[65536];
+	uint32_t len = fin_u16(in);
+	uint8_t mode = fin_u8(in);
 	uint32_t raw = fin_u32(in), size = round8(len < 8 ? 8 : len);
 
-	fin_bytes(in, bytes, len);
+	/* Big entries (iovec arrays past TL_IOV_MAX): a header, then zeros. */
+	memset(bytes, 0, len);
+	fin_bytes(in, bytes, len < 1024 ? len : 64);
 	/* mode 0: the header fits the entry; else whatever the input says. */
 	inject(bytes, len, mode & 1 ? raw : size | (raw & 7));
 }
@@ -1263,6 +1282,68 @@ static void op_poke(struct fin *in)
 	}
 	st32(kent(off), v);
 	note("  poke ring offset %u := %#x\n", off, v);
+}
+
+/*
+ * A daemon (re)starting on this ring: with one mailbox field changed,
+ * ring_attach() must accept exactly the mailboxes that describe a ring
+ * inside the mapping.  A separate struct ring; the mailbox is put back.
+ */
+static void op_reattach(struct fin *in)
+{
+	static struct ring probe;
+	uint8_t field = fin_u8(in), saved[CMDR_OFF];
+	uint32_t v = fin_u32(in);
+	struct tcmu_mailbox mb;
+	const char *err = NULL;
+	bool want;
+	int rc;
+
+	memcpy(saved, F.kmap, CMDR_OFF);
+	/* Low 7 bits: which field; bit 7: v as is, else near the right value. */
+	switch ((field & 0x7f) % 6) {
+	case 0:
+		memcpy(F.kmap + offsetof(struct tcmu_mailbox, version), &v, 2);
+		break;
+	case 1:
+		v = field & 0x80 ? v : CMDR_OFF + (v % 64) - 32;
+		memcpy(F.kmap + offsetof(struct tcmu_mailbox, cmdr_off), &v, 4);
+		break;
+	case 2:
+		v = field & 0x80 ? v : F.cmdr_size + (v % 64) - 32;
+		memcpy(F.kmap + offsetof(struct tcmu_mailbox, cmdr_size), &v, 4);
+		break;
+	case 3:
+		v = field & 0x80 ? v : F.cmdr_size + (v % 64) - 32;
+		memcpy(F.kmap + OFF_TAIL, &v, 4);
+		break;
+	case 4:
+		memcpy(F.kmap + offsetof(struct tcmu_mailbox, flags), &v, 2);
+		break;
+	default:
+		break;
+	}
+	memcpy(&mb, F.map, sizeof(mb));
+	want = mb.version == TCMU_MAILBOX_VERSION && mb.cmdr_off >= CMDR_OFF &&
+	       !(mb.cmdr_off & 7) && mb.cmdr_size >= 64 && !(mb.cmdr_size & 7) &&
+	       (uint64_t)mb.cmdr_off + mb.cmdr_size <= F.map_size &&
+	       mb.cmd_tail < mb.cmdr_size && !(mb.cmd_tail & 7);
+	rc = ring_attach(&probe, F.map, F.map_size, &err);
+	note("  attach with field %u = %#x: %d%s%s\n", (field & 0x7f) % 6, v, rc,
+	     rc ? ": " : "", rc ? err : "");
+	if (!rc != want)
+		fail("ring_attach %s a mailbox (version %u cmdr_off %u cmdr_size "
+		     "%u cmd_tail %u)", rc ? "refused" : "accepted", mb.version,
+		     mb.cmdr_off, mb.cmdr_size, mb.cmd_tail);
+	if (!rc) {
+		if (probe.cmdr_off != mb.cmdr_off ||
+		    probe.cmdr_size != mb.cmdr_size ||
+		    probe.tail != mb.cmd_tail || probe.fetch != mb.cmd_tail ||
+		    probe.caps != mb.flags || probe.inflight)
+			fail("ring_attach took the mailbox wrong");
+		ring_detach(&probe);
+	}
+	memcpy(F.kmap, saved, CMDR_OFF);
 }
 
 static void op_stray(uint8_t which)
@@ -1396,6 +1477,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case OP_POKE:
 			op_poke(&in);
+			break;
+		case OP_REATTACH:
+			op_reattach(&in);
 			break;
 		}
 		check_ring_state();

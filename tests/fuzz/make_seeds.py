@@ -26,7 +26,7 @@ import sys
 
 (OP_SUBMIT, OP_CORRUPT, OP_PUBLISH, OP_INJECT, OP_TMR, OP_TMR_RAW, OP_PAD,
  OP_HEAD, OP_FETCH, OP_COMPLETE, OP_COMPLETE_ALL, OP_KICK, OP_REAP, OP_RESET,
- OP_STRAY, OP_POKE) = range(16)
+ OP_STRAY, OP_POKE, OP_REATTACH) = range(17)
 
 DIR_NONE, DIR_OUT, DIR_IN = 0, 1, 2
 PUBLISH = 4
@@ -60,12 +60,17 @@ class Ring:
         self.b.append(OP_PUBLISH)
         return self
 
-    def inject(self, body, raw_len_op=None, op=3):
+    def inject(self, body, raw_len_op=None, op=3, length=None):
+        # length >= 1024: only the first 64 bytes of body are sent.
         mode = 1 if raw_len_op is not None else 0
-        self.b += bytes([OP_INJECT]) + struct.pack('<H', len(body))
+        if length is None:
+            length = len(body)
+            if raw_len_op is not None and (raw_len_op & ~7) >= 1024:
+                length = raw_len_op & ~7
+        self.b += bytes([OP_INJECT]) + struct.pack('<H', length)
         self.b += bytes([mode])
         self.b += struct.pack('<I', raw_len_op if mode else op)
-        self.b += body
+        self.b += body[:length] if length < 1024 else body.ljust(64, b'\0')[:64]
         return self
 
     def tmr(self, ttype, picks):
@@ -116,6 +121,10 @@ class Ring:
 
     def poke(self, mode, where, value):
         self.b += bytes([OP_POKE, mode]) + struct.pack('<HI', where, value)
+        return self
+
+    def reattach(self, field, value):
+        self.b += bytes([OP_REATTACH, field]) + struct.pack('<I', value)
         return self
 
     def cycle(self, seed=0):
@@ -210,6 +219,24 @@ def ring_seeds():
     r = Ring(caps=CAP_OOOC)
     r.submit(1, 512, DIR_IN).fetch().reset().reap()
     s['reset_inflight'] = r.submit(1, 512, DIR_IN).cycle()
+    # A daemon attaching to mailboxes with one field wrong (or right).
+    r = Ring(caps=CAP_OOOC | CAP_READ_LEN)
+    r.submit(1, 512, DIR_IN).fetch()
+    for field, value in ((0, 1), (0, 2), (1, 40), (1, 33), (0x81, 0xfffffff8),
+                         (2, 0), (2, 32), (0x82, 0xffffff80), (3, 24),
+                         (3, 36), (0x83, 0x7ffffff8), (4, 0xffff), (5, 0)):
+        r.reattach(field, value)
+    s['reattach'] = r.complete_all().kick().reap()
+    # Big raw entries: an iovec array longer than TL_IOV_MAX fits in one.
+    r = Ring(ring=3, data=3, caps=CAP_OOOC)
+    big = struct.pack('<IHBBIII', 0, 9, 0, 0, 2049, 0, 0)
+    r.inject(big, raw_len_op=40000 | 1).fetch().reset()
+    r.inject(big, raw_len_op=40000 | 3).cycle()
+    s['big_entries'] = r
+    r = Ring(ring=2, caps=CAP_OOOC | CAP_READ_LEN, scatter=True, data=3)
+    for i in range(60):
+        r.submit(1 + i % 2, 512 * (1 + i % 16), 1 + i % 2, publish=i % 4 == 3)
+    s['ring32k'] = r.publish().fetch(7).complete_all(5).cycle(6)
     return {k: bytes(v.b) for k, v in s.items()}
 
 # ----------------------------------------------------------------- fuzz_cdb
