@@ -1068,7 +1068,7 @@ static bool parse_daemon(struct pctx *p, struct tl_config *c, yaml_node_t *n)
 {
 	static const char *const keys[] = {
 		"handler_dirs", "workers", "log_level", "control_socket",
-		"pid_file", "hba", "hot_reload", NULL,
+		"pid_file", "hba", "hot_reload", "poll_us", NULL,
 	};
 	yaml_node_pair_t *pair;
 	char sub[PATH_MAX_LEN], level[16];
@@ -1118,6 +1118,9 @@ static bool parse_daemon(struct pctx *p, struct tl_config *c, yaml_node_t *n)
 			ok = get_dup(p, v, sub, &c->pid_file);
 		} else if (!strcmp(k, "hot_reload")) {
 			ok = get_bool(p, v, sub, &c->hot_reload);
+		} else if (!strcmp(k, "poll_us")) {
+			ok = get_uint(p, v, sub, 0, 1000000, &v64);
+			c->poll_us = (unsigned int)v64;
 		} else {
 			ok = get_uint(p, v, sub, 0, 1000000, &v64);
 			c->hba = (unsigned int)v64;

@@ -60,6 +60,7 @@ struct tl_config {
 	int log_level;			/* TL_LOG_* */
 	char *control_socket;		/* NULL: none */
 	bool hot_reload;		/* reload handlers when their files change */
+	unsigned int poll_us;		/* workers busy-poll rings this long */
 	char *pid_file;			/* NULL: none */
 	unsigned int hba;		/* core/user_<hba> for configured devices */
 	struct cfg_device *devices;

@@ -720,6 +720,7 @@ static int make_workers(struct daemon *dm)
 
 	o.handler_dirs = dirs;
 	o.hot_reload = dm->cfg->hot_reload;
+	o.poll_us = dm->cfg->poll_us;
 	dm->workers = calloc(dm->cfg->workers, sizeof(*dm->workers));
 	if (!dm->workers) {
 		free(dirs);

@@ -11,10 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <time.h>
 
 #include <lauxlib.h>
 
 #include "device.h"
+#include "tcmu_uapi.h"
 #include "hotreload.h"
 #include "log.h"
 #include "lua_host.h"
@@ -170,6 +173,52 @@ static int submit(struct tl_worker *w, struct tl_worker_req *r)
 	return r->rc;
 }
 
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static bool ring_has_work(const struct tl_dev *d)
+{
+	return !d->ring.broken &&
+	       __atomic_load_n(&d->ring.mb->cmd_head, __ATOMIC_ACQUIRE) !=
+		       d->ring.fetch;
+}
+
+/*
+ * Before the loop sleeps: keep looking at the rings for poll_us.  New work
+ * found in that window is served at once and the window starts again; a
+ * quiet window lets the loop sleep.  Waking a sleeping thread costs far
+ * more than a short spin when commands come back to back.
+ */
+static void poll_cb(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+	struct tl_worker *w = p->data;
+	uint64_t end = now_us() + w->poll_us;
+	struct tl_dev *d;
+	bool found;
+
+	while (now_us() < end) {
+		found = false;
+		for (d = w->devs; d; d = d->next) {
+			if (ring_has_work(d)) {
+				tl_dev_service(d);
+				found = true;
+			}
+		}
+		if (found)
+			end = now_us() + w->poll_us;
+		else
+			sched_yield();	/* the producer may share our CPU */
+		/* Another thread wants the loop: stop spinning. */
+		if (__atomic_load_n(&w->reqs, __ATOMIC_RELAXED))
+			break;
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct tl_worker *w = arg;
@@ -210,6 +259,14 @@ struct tl_worker *tl_worker_new(int index, bool threaded,
 	}
 	if (o && o->hot_reload)
 		tl_hotreload_start(w);
+	w->poll_us = o ? o->poll_us : 0;
+	if (getenv("TCMU_LUA_POLL_US"))
+		w->poll_us = (unsigned int)atoi(getenv("TCMU_LUA_POLL_US"));
+	if (w->poll_us) {
+		ev_prepare_init(&w->poll, poll_cb);
+		w->poll.data = w;
+		ev_prepare_start(w->loop, &w->poll);
+	}
 	if (threaded && pthread_create(&w->thread, NULL, worker_main, w)) {
 		snprintf(err, errlen, "cannot start worker thread");
 		lua_close(w->L);

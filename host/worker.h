@@ -20,6 +20,7 @@ struct tl_worker_req;
 struct tl_worker_opts {
 	const char *handler_dirs;	/* ';'-separated directories */
 	bool hot_reload;		/* reload handlers when their files change */
+	unsigned int poll_us;		/* busy-poll the rings this long before sleeping */
 };
 
 struct tl_worker {
@@ -30,6 +31,11 @@ struct tl_worker {
 	bool threaded;
 	bool stopping;
 	pthread_t thread;
+
+	/* Busy-polling: after work, look at the rings for poll_us before the
+	 * loop sleeps, which saves a wake-up per command at low depth. */
+	ev_prepare poll;
+	unsigned int poll_us;
 
 	/* Requests from other threads, run on the worker's loop. */
 	ev_async wake;

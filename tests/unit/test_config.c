@@ -299,7 +299,7 @@ static void test_bad_syntax(void)
 static void test_bad_daemon(void)
 {
 	bad("daemon:\n  wokers: 2\n",
-	    "t.yaml:2:3: daemon: unknown key 'wokers' (known: handler_dirs, workers, log_level, control_socket, pid_file, hba, hot_reload)");
+	    "t.yaml:2:3: daemon: unknown key 'wokers' (known: handler_dirs, workers, log_level, control_socket, pid_file, hba, hot_reload, poll_us)");
 	bad("daemon:\n  workers: 0\n", "t.yaml:2:12: daemon.workers: 0 is out of range (1..64)");
 	bad("daemon:\n  workers: many\n", "t.yaml:2:12: daemon.workers: expected a number of threads or auto");
 	bad("daemon:\n  log_level: loud\n", "t.yaml:2:14: daemon.log_level: expected error, warn, info or debug");

@@ -1,0 +1,134 @@
+#!/bin/bash
+#
+# Runs inside the VM (bench/vm-bench.sh boots it): the same fio matrix, in
+# one boot, against the kernel's own backstores, tcmu-lua's handlers and
+# (when installed) tcmu-runner's file handler.  Writes $TL_OUT/results.tsv:
+#   target  workload  read_iops  read_kib_s  write_iops  write_kib_s
+#
+# TL_BENCH_RUNTIME (s, default 8), TL_BENCH_SIZE_MB (default 256),
+# TL_BENCH_TARGETS (default: all) pick what to run.
+
+. "${TL_VM_DIR:-$(dirname "$0")/../../tests/vm}/guest-lib.sh"
+
+[ "${TL_IN_VM:-0}" = 1 ] || { echo "runs inside the VM: use bench/vm-bench.sh" >&2; exit 2; }
+tl_need_cmd fio modprobe
+
+RUNTIME=${TL_BENCH_RUNTIME:-8}
+SIZE=$(( ${TL_BENCH_SIZE_MB:-256} << 20 ))
+TARGETS=${TL_BENCH_TARGETS:-"fileio rd_mcp rd_nullio file_fast file_fast_poll lua_ram lua_ram_poll lua_file runner_file"}
+OUT=$TL_OUT/results.tsv
+DAEMON_LOG=$TL_OUT/daemon.log
+IMG=/tmp/bench.img
+MAX_SECTORS=2048	# 1 MiB commands: large I/O is not split
+
+# name  fio arguments (on top of the common ones)
+WORKLOADS=(
+	"randread-4k-qd1|--rw=randread --bs=4k --iodepth=1 --numjobs=1"
+	"randread-4k-qd32|--rw=randread --bs=4k --iodepth=32 --numjobs=1"
+	"randwrite-4k-qd32|--rw=randwrite --bs=4k --iodepth=32 --numjobs=1"
+	"randread-4k-4x16|--rw=randread --bs=4k --iodepth=16 --numjobs=4"
+	"randrw70-4k-2x16|--rw=randrw --rwmixread=70 --bs=4k --iodepth=16 --numjobs=2"
+	"read-128k-qd8|--rw=read --bs=128k --iodepth=8 --numjobs=1"
+	"read-1m-qd4|--rw=read --bs=1m --iodepth=4 --numjobs=1"
+	"write-1m-qd4|--rw=write --bs=1m --iodepth=4 --numjobs=1"
+)
+
+run_matrix() { # target /dev/sdX
+	local target=$1 dev=$2 w name args line
+	for w in "${WORKLOADS[@]}"; do
+		name=${w%%|*}
+		args=${w#*|}
+		# shellcheck disable=SC2086  # args is a word list
+		line=$(fio --name="$name" --filename="$dev" --direct=1 \
+			--ioengine=libaio --time_based --runtime="$RUNTIME" \
+			--ramp_time=2 --group_reporting --norandommap \
+			--randrepeat=0 --minimal $args 2>>"$TL_OUT/fio.err")
+		# terse v3: 7 read KiB/s, 8 read IOPS, 48 write KiB/s, 49 write IOPS
+		echo "$line" | awk -F';' -v t="$target" -v n="$name" \
+			'{ printf "%s\t%s\t%s\t%s\t%s\t%s\n", t, n, $8, $7, $49, $48 }' >>"$OUT"
+		tl_log "$target $name: $(tail -n1 "$OUT" | cut -f3-)"
+	done
+}
+
+# lun BACKSTORE_PATH: export through tcm_loop (WWN in LUN_WWN), set DEV.
+lun() {
+	LUN_WWN=$(tl_new_wwn)
+	tl_loop_create "$1" "$LUN_WWN" >/dev/null || return 1
+	DEV=$(tl_loop_dev "$LUN_WWN")
+}
+
+unlun() { tl_loop_remove "$LUN_WWN"; }
+
+daemon_start() { # [POLL_US]
+	TCMU_LUA_POLL_US=${1:-0} "$TL_BUILD_DIR/tcmu-lua" daemon >>"$DAEMON_LOG" 2>&1 &
+	DPID=$!
+	tl_wait 60 grep -q ' ready' "$DAEMON_LOG"
+}
+
+daemon_stop() {
+	[ -n "${DPID:-}" ] || return 0
+	kill -TERM "$DPID" 2>/dev/null
+	wait "$DPID" 2>/dev/null
+	DPID=
+}
+
+# user_target NAME DEV_CONFIG: a TCMU backstore served by whoever listens.
+user_target() {
+	local bs
+	mkdir -p "$TL_CFS/core/user_1/$1" || return 1
+	tl_write "$TL_CFS/core/user_1/$1/attrib/emulate_write_cache" 1 2>/dev/null
+	bs=$(tl_user_create "$1" "$2" "$SIZE" "hw_max_sectors=$MAX_SECTORS" \
+		"max_data_area_mb=256") || return 1
+	echo "$bs"
+}
+
+one() { # target
+	local t=$1 bs=
+	case $t in
+	fileio)
+		bs=$(tl_fileio_create bench "$IMG" "$SIZE" fd_buffered_io=1) ;;
+	rd_mcp)
+		bs=$(tl_rd_create bench $((SIZE >> 20))) ;;
+	rd_nullio)
+		mkdir -p "$TL_CFS/core/rd_mcp_0/bench" &&
+		tl_write "$TL_CFS/core/rd_mcp_0/bench/control" "rd_pages=$((SIZE >> 12)),rd_nullio=1" &&
+		tl_write "$TL_CFS/core/rd_mcp_0/bench/enable" 1 &&
+		bs=$TL_CFS/core/rd_mcp_0/bench ;;
+	file_fast)
+		daemon_start && bs=$(user_target bench "file/$IMG") ;;
+	file_fast_poll)
+		daemon_start "${TL_BENCH_POLL_US:-100}" && bs=$(user_target bench "file/$IMG") ;;
+	lua_ram_poll)
+		daemon_start "${TL_BENCH_POLL_US:-100}" && bs=$(user_target bench "ram/") ;;
+	lua_ram)
+		daemon_start && bs=$(user_target bench "ram/") ;;
+	lua_file)
+		daemon_start && bs=$(user_target bench "file/path=$IMG;fast=false") ;;
+	runner_file)
+		command -v tcmu-runner >/dev/null || { tl_log "no tcmu-runner: skipped"; return 0; }
+		tcmu-runner --nl_reply_supported=0 >"$TL_OUT/tcmu-runner.log" 2>&1 &
+		RPID=$!
+		sleep 2
+		bs=$(user_target bench "file/$IMG") ;;
+	esac
+	if [ -z "${bs:-}" ] || ! lun "$bs"; then
+		fail "$t: could not set up"
+		daemon_stop
+		return 1
+	fi
+	tl_section "$t on $DEV"
+	run_matrix "$t" "$DEV"
+	unlun
+	tl_backstore_remove "$bs"
+	daemon_stop
+	if [ -n "${RPID:-}" ]; then kill "$RPID"; wait "$RPID" 2>/dev/null; RPID=; fi
+	pass "$t measured"
+}
+
+tl_load_target_modules || tl_die "target modules"
+: >"$OUT"
+dd if=/dev/zero of="$IMG" bs=1M count=$((SIZE >> 20)) status=none
+for t in $TARGETS; do
+	one "$t"
+done
+tl_finish
