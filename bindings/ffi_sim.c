@@ -140,12 +140,7 @@ void tl_ffi_simdev_release(struct tl_simdev *sd, uint16_t id)
 
 int tl_ffi_simdev_resize(struct tl_simdev *sd, uint64_t size)
 {
-	struct tl_dev_info *info = &sd->dev->info;
-
-	info->size = size;
-	info->num_blocks = size / info->block_size;
-	info->generation++;
-	tl_worker_resize_device(sd->w, sd->dev);
+	tl_worker_resize_device(sd->w, sd->dev, size);
 	return 0;
 }
 

@@ -274,15 +274,7 @@ static int reconfig(struct daemon *dm, struct ddev *e,
 		tl_info("%s: resized from %llu to %llu bytes", e->name.dev,
 			(unsigned long long)info->size,
 			(unsigned long long)ev->size);
-		/*
-		 * The worker reads info while serving; 64-bit stores are
-		 * atomic on the platforms we run on, and the handler learns
-		 * of the change through tl_worker_resize_device().
-		 */
-		info->size = ev->size;
-		info->num_blocks = ev->size / info->block_size;
-		info->generation++;
-		tl_worker_resize_device(e->w, e->dev);
+		tl_worker_resize_device(e->w, e->dev, ev->size);
 	}
 	if (ev->has_write_cache) {
 		tl_info("%s: write cache %s", e->name.dev,

@@ -35,6 +35,7 @@ struct tl_worker_req {
 	size_t errlen;
 	int rc;
 	bool force;
+	uint64_t size;
 	bool finished;
 	struct tl_worker_req *next;
 };
@@ -115,9 +116,16 @@ static void run_req(struct tl_worker *w, struct tl_worker_req *r)
 	case REQ_REMOVE:
 		do_remove(w, r->dev);
 		break;
-	case REQ_RESIZE:
+	case REQ_RESIZE: {
+		struct tl_dev_info *info = &r->dev->info;
+
+		/* Only the worker touches info while the device is served. */
+		info->size = r->size;
+		info->num_blocks = r->size / info->block_size;
+		info->generation++;
 		tl_lua_resize(w, r->dev);
 		break;
+	}
 	case REQ_RELOAD:
 		r->rc = tl_lua_reload(w, r->force, r->err, r->errlen);
 		if (r->rc) {
@@ -260,8 +268,6 @@ struct tl_worker *tl_worker_new(int index, bool threaded,
 	if (o && o->hot_reload)
 		tl_hotreload_start(w);
 	w->poll_us = o ? o->poll_us : 0;
-	if (getenv("TCMU_LUA_POLL_US"))
-		w->poll_us = (unsigned int)atoi(getenv("TCMU_LUA_POLL_US"));
 	if (w->poll_us) {
 		ev_prepare_init(&w->poll, poll_cb);
 		w->poll.data = w;
@@ -325,9 +331,10 @@ int tl_worker_reload(struct tl_worker *w, bool force, char *err,
 	return submit(w, &r);
 }
 
-void tl_worker_resize_device(struct tl_worker *w, struct tl_dev *d)
+void tl_worker_resize_device(struct tl_worker *w, struct tl_dev *d,
+			     uint64_t size)
 {
-	struct tl_worker_req r = { .kind = REQ_RESIZE, .dev = d };
+	struct tl_worker_req r = { .kind = REQ_RESIZE, .dev = d, .size = size };
 
 	submit(w, &r);
 }

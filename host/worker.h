@@ -80,8 +80,10 @@ int tl_worker_add_device(struct tl_worker *w, struct tl_dev *d,
 /* Close the handler, fail what is left, detach and free the device. */
 void tl_worker_remove_device(struct tl_worker *w, struct tl_dev *d);
 
-/* Tell the handler the capacity changed (info already updated). */
-void tl_worker_resize_device(struct tl_worker *w, struct tl_dev *d);
+/* The capacity changed: update the device's info and tell the handler and
+ * the SCSI library (a CAPACITY DATA HAS CHANGED unit attention). */
+void tl_worker_resize_device(struct tl_worker *w, struct tl_dev *d,
+			     uint64_t size);
 
 /*
  * Reload the handlers the worker runs, between batches: those whose files
