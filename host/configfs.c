@@ -242,10 +242,9 @@ static int undo_one(const struct cfs_entry *e)
 	case CFS_MKDIR:
 		return rmdir(e->path) ? -errno : 0;
 	case CFS_SHARED:
-		/* Still in use by objects that are not ours: leave it. */
-		if (rmdir(e->path) && errno != ENOTEMPTY && errno != EBUSY)
-			return -errno;
-		return 0;
+		/* Still in use (by objects not ours, or ours): the caller
+		 * leaves it. */
+		return rmdir(e->path) ? -errno : 0;
 	case CFS_SYMLINK:
 		return unlink(e->path) && errno != ENOENT ? -errno : 0;
 	case CFS_NEXUS: {
@@ -270,6 +269,17 @@ void tl_cfs_undo(struct tl_cfs *c, const char *owner)
 		rc = undo_one(e);
 		if (rc == -ENOENT)
 			rc = 0;		/* someone else removed it already */
+		if (e->kind == CFS_SHARED &&
+		    (rc == -ENOTEMPTY || rc == -EBUSY)) {
+			/*
+			 * Other devices still use it.  Removing one device
+			 * keeps the entry (in its place, before what is in
+			 * it) for whoever goes last; a full undo drops it.
+			 */
+			if (owner)
+				continue;
+			rc = 0;
+		}
 		if (rc)
 			tl_warn("configfs: cannot remove %s: %s", e->path,
 				strerror(-rc));

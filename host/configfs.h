@@ -76,7 +76,11 @@ int tl_cfs_export_loop(struct tl_cfs *c, unsigned int hba,
 int tl_cfs_export_iscsi(struct tl_cfs *c, unsigned int hba,
 			const struct cfg_device *d, char *err, size_t errlen);
 
-/* Undo everything logged (owner NULL) or what belongs to one device. */
+/*
+ * Undo everything logged (owner NULL) or what belongs to one device.  A
+ * shared directory (the HBA, a fabric root) that other devices still use
+ * stays logged when one device goes, and is removed with the last.
+ */
 void tl_cfs_undo(struct tl_cfs *c, const char *owner);
 
 /* "handler/cfgstring" as the kernel's dev_config wants it for d. */

@@ -23,10 +23,12 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -53,7 +55,24 @@ struct ddev {
 	bool nl_reply;		/* the kernel waits for our answers */
 };
 
-enum job_kind { JOB_NONE, JOB_CREATE, JOB_TEARDOWN };
+enum job_kind { JOB_NONE, JOB_CREATE, JOB_RELOAD, JOB_TEARDOWN };
+
+/* What a config reload does to each device of the new file. */
+enum {
+	ACT_CREATE = 1 << 0,	/* new (or its creation failed before) */
+	ACT_REMOVE = 1 << 1,	/* re-created: removed first */
+	ACT_SIZE = 1 << 2,	/* write attrib/dev_size */
+	ACT_WCACHE = 1 << 3,	/* write attrib/emulate_write_cache */
+	ACT_FAILED = 1 << 4,	/* set by the job: could not be created */
+};
+
+/* The reload's device changes, carried out on the job thread. */
+struct reload_plan {
+	char **gone;		/* names no longer in the file, file order */
+	unsigned int ngone;
+	unsigned int *act;	/* per device of the new config: ACT_* */
+	unsigned int nact;
+};
 
 struct daemon {
 	struct ev_loop *loop;
@@ -77,6 +96,15 @@ struct daemon {
 	ev_async job_done;
 	int job_rc;
 	char job_err[512];
+
+	struct reload_plan plan;	/* JOB_RELOAD's work */
+	bool *missing;		/* per configured device: creation failed */
+	bool reload_pending;	/* asked for while a job was running */
+
+	/* daemon.hot_reload: the config file's directory, watched. */
+	int cfg_inotify;
+	ev_io cfg_io;
+	ev_timer cfg_settle;
 
 	bool stopping;		/* a signal asked us to stop */
 	bool tearing_down;
@@ -468,12 +496,106 @@ static int create_all(struct daemon *dm)
 	return rc;
 }
 
+static void job_error(struct daemon *dm, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Append one line to job_err (as much as fits). */
+static void job_error(struct daemon *dm, const char *fmt, ...)
+{
+	size_t len = strlen(dm->job_err);
+	va_list ap;
+
+	if (len && len + 2 < sizeof(dm->job_err))
+		dm->job_err[len++] = '\n', dm->job_err[len] = '\0';
+	va_start(ap, fmt);
+	vsnprintf(dm->job_err + len, sizeof(dm->job_err) - len, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * A config reload's device changes, in the order a person would do them:
+ * what went away first (last first, as at stop), then what is re-created
+ * is removed, sizes and write caches change, and what is new is created
+ * and exported as at start.  A device that cannot be created is removed
+ * again and reported; the others go on.
+ */
+static int reload_devices(struct daemon *dm)
+{
+	const struct tl_config *c = dm->cfg;
+	struct reload_plan *p = &dm->plan;
+	char err[400], val[32];
+	unsigned int i;
+	int rc, failed = 0;
+
+	for (i = p->ngone; i-- > 0;) {
+		tl_info("reload: removing device %s", p->gone[i]);
+		tl_cfs_undo(dm->cfs, p->gone[i]);
+	}
+	for (i = p->nact; i-- > 0;)
+		if (p->act[i] & ACT_REMOVE) {
+			tl_info("reload: removing device %s to create it again",
+				c->devices[i].name);
+			tl_cfs_undo(dm->cfs, c->devices[i].name);
+		}
+	for (i = 0; i < p->nact; i++) {
+		const struct cfg_device *d = &c->devices[i];
+
+		if (p->act[i] & ACT_SIZE) {
+			snprintf(val, sizeof(val), "%llu",
+				 (unsigned long long)d->size);
+			rc = tl_cfs_dev_write(c->hba, d->name,
+					      "attrib/dev_size", val);
+			if (rc) {
+				job_error(dm, "%s:%d: %s: cannot resize to %s bytes: %s",
+					  c->path, d->line, d->name, val,
+					  strerror(-rc));
+				failed++;
+			}
+		}
+		if (p->act[i] & ACT_WCACHE) {
+			rc = tl_cfs_dev_write(c->hba, d->name,
+					      "attrib/emulate_write_cache",
+					      d->write_cache ? "1" : "0");
+			if (rc) {
+				job_error(dm, "%s:%d: %s: cannot change the write cache: %s",
+					  c->path, d->line, d->name,
+					  strerror(-rc));
+				failed++;
+			}
+		}
+	}
+	for (i = 0; i < p->nact; i++) {
+		const struct cfg_device *d = &c->devices[i];
+
+		if (!(p->act[i] & ACT_CREATE))
+			continue;
+		tl_info("reload: creating device %s", d->name);
+		rc = tl_cfs_create_device(dm->cfs, c->hba, d, err, sizeof(err));
+		if (!rc && d->loop.enabled)
+			rc = tl_cfs_export_loop(dm->cfs, c->hba, d, err,
+						sizeof(err));
+		if (!rc && d->iscsi.enabled)
+			rc = tl_cfs_export_iscsi(dm->cfs, c->hba, d, err,
+						 sizeof(err));
+		if (rc) {
+			job_error(dm, "%s:%d: devices[%u] (%s): %s", c->path,
+				  d->line, i, d->name, err);
+			tl_cfs_undo(dm->cfs, d->name);
+			p->act[i] |= ACT_FAILED;
+			failed++;
+		}
+	}
+	return failed ? -1 : 0;
+}
+
 static void *job_main(void *arg)
 {
 	struct daemon *dm = arg;
 
 	if (dm->job == JOB_CREATE) {
 		dm->job_rc = create_all(dm);
+	} else if (dm->job == JOB_RELOAD) {
+		dm->job_rc = reload_devices(dm);
 	} else {
 		tl_cfs_undo(dm->cfs, NULL);
 		dm->job_rc = 0;
@@ -519,6 +641,9 @@ static void teardown(struct daemon *dm)
 		finish(dm);	/* cannot undo; at least close cleanly */
 }
 
+static void reload_done(struct daemon *dm);
+static void reload_again(struct daemon *dm);
+
 static void job_done_cb(struct ev_loop *loop, ev_async *a, int revents)
 {
 	struct daemon *dm = a->data;
@@ -538,7 +663,15 @@ static void job_done_cb(struct ev_loop *loop, ev_async *a, int revents)
 			tl_info("ready: %u configured device%s created",
 				dm->cfg->n_devices,
 				dm->cfg->n_devices == 1 ? "" : "s");
+			if (dm->reload_pending)
+				reload_again(dm);
 		}
+	} else if (kind == JOB_RELOAD) {
+		reload_done(dm);
+		if (dm->stopping)
+			teardown(dm);
+		else if (dm->reload_pending)
+			reload_again(dm);
 	} else {
 		finish(dm);
 	}
@@ -562,26 +695,213 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 /*
- * SIGHUP and the control socket's "reload": read the configuration file
- * again and reload the handlers whose files changed.
+ * SIGHUP, the control socket's "reload" and (with daemon.hot_reload) a
+ * change of the configuration file: apply the file again.
  *
- * A bad file changes nothing, and neither does a handler that fails to
- * load (the worker keeps the old one).  From the file only the log level
- * is applied so far.  Devices are not yet changed at run time: the plan is
- * to diff old and new by name (gone: tl_cfs_undo(cfs, name); new: create
- * as at start; changed size: write attrib/dev_size; changed options: the
- * handler's reconfig or a re-create) on the job thread, like start-up.
- * Until then, what would change is reported.  Returns 0, or -1 with the
- * first problem in err.
+ *   1. The whole new file is parsed and checked first: a bad file changes
+ *      nothing and its error (file:line:column) is returned.
+ *   2. Daemon settings: log_level applies at once; those fixed at start
+ *      (workers, hba, handler_dirs, control_socket, ...) are reported as
+ *      needing a restart and keep their running values.
+ *   3. Handlers whose files changed are reloaded on every worker (as hot
+ *      reload does); a failure keeps the old code and is reported.
+ *   4. Devices, diffed by name: changed handler options reopen the handler
+ *      with the new options on its worker (a refusal keeps the old ones);
+ *      then, on the job thread as at start: removed devices are unexported
+ *      and removed (the kernel drains their I/O); devices whose handler,
+ *      block size, limits, read-only flag or exports changed are removed
+ *      and created again; sizes and write caches change through their
+ *      configfs attributes (the kernel sends RECONFIG); new devices are
+ *      created and exported.
+ * Returns 0 (the device changes may still be under way: their outcome is
+ * logged), or -1 with the first problem in err.
  */
+
+static void plan_free(struct reload_plan *p)
+{
+	unsigned int i;
+
+	for (i = 0; i < p->ngone; i++)
+		free(p->gone[i]);
+	free(p->gone);
+	free(p->act);
+	memset(p, 0, sizeof(*p));
+}
+
+static bool same_exports(const struct cfg_device *a, const struct cfg_device *b)
+{
+	if (a->loop.enabled != b->loop.enabled ||
+	    a->iscsi.enabled != b->iscsi.enabled)
+		return false;
+	if (a->loop.enabled && (strcmp(a->loop.wwn, b->loop.wwn) ||
+				a->loop.lun != b->loop.lun))
+		return false;
+	if (a->iscsi.enabled && (strcmp(a->iscsi.iqn, b->iscsi.iqn) ||
+				 strcmp(a->iscsi.portal_ip, b->iscsi.portal_ip) ||
+				 a->iscsi.port != b->iscsi.port ||
+				 a->iscsi.lun != b->iscsi.lun))
+		return false;
+	return true;
+}
+
+/* What cannot change on a live backstore: it is created again. */
+static bool needs_recreate(const struct cfg_device *a,
+			   const struct cfg_device *b)
+{
+	return strcmp(a->handler, b->handler) ||
+	       a->block_size != b->block_size ||
+	       a->hw_max_sectors != b->hw_max_sectors ||
+	       a->max_data_area_mb != b->max_data_area_mb ||
+	       a->read_only != b->read_only || !same_exports(a, b);
+}
+
+static struct ddev *find_served(struct daemon *dm, unsigned int hba,
+				const char *name)
+{
+	struct ddev *e;
+
+	for (e = dm->devs; e; e = e->next)
+		if (e->name.hba == hba && !strcmp(e->name.dev, name))
+			return e;
+	return NULL;
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
+}
+
+#define SWAP(a, b) do { __typeof__(a) t_ = (a); (a) = (b); (b) = t_; } while (0)
+
+/*
+ * Settings read once at start: say so, and keep the running values in nc
+ * (so that the next reload compares against what really runs).
+ */
+static void settings_needing_restart(struct daemon *dm, struct tl_config *nc)
+{
+	struct tl_config *oc = dm->cfg;
+	char *od = tl_config_handler_path(oc), *nd = tl_config_handler_path(nc);
+
+	if (nc->workers != oc->workers)
+		tl_warn("reload: daemon.workers changed (%u -> %u): needs a restart",
+			oc->workers, nc->workers);
+	if (nc->hba != oc->hba) {
+		tl_warn("reload: daemon.hba changed (%u -> %u): needs a restart; devices stay in user_%u",
+			oc->hba, nc->hba, oc->hba);
+		nc->hba = oc->hba;
+	}
+	if (str_differs(od, nd))
+		tl_warn("reload: daemon.handler_dirs changed: needs a restart");
+	if (str_differs(oc->control_socket, nc->control_socket))
+		tl_warn("reload: daemon.control_socket changed: needs a restart");
+	if (str_differs(oc->pid_file, nc->pid_file))
+		tl_warn("reload: daemon.pid_file changed: needs a restart");
+	if (oc->hot_reload != nc->hot_reload)
+		tl_warn("reload: daemon.hot_reload changed: needs a restart");
+	if (oc->poll_us != nc->poll_us)
+		tl_warn("reload: daemon.poll_us changed (%u -> %u): needs a restart",
+			oc->poll_us, nc->poll_us);
+	free(od);
+	free(nd);
+	nc->workers = oc->workers;
+	nc->hot_reload = oc->hot_reload;
+	nc->poll_us = oc->poll_us;
+	SWAP(nc->handler_dirs, oc->handler_dirs);
+	SWAP(nc->n_handler_dirs, oc->n_handler_dirs);
+	SWAP(nc->control_socket, oc->control_socket);
+	SWAP(nc->pid_file, oc->pid_file);
+}
+
+/*
+ * Diff dm->cfg against nc into dm->plan; reopen handlers whose options
+ * changed.  Returns how many device changes the job has to make.
+ */
+static unsigned int plan_devices(struct daemon *dm, struct tl_config *nc,
+				 char *err, size_t errlen, int *rc)
+{
+	const struct tl_config *oc = dm->cfg;
+	struct reload_plan *p = &dm->plan;
+	char rerr[1024];
+	unsigned int i, work = 0;
+
+	p->act = calloc(nc->n_devices ? nc->n_devices : 1, sizeof(*p->act));
+	p->gone = calloc(oc->n_devices ? oc->n_devices : 1, sizeof(*p->gone));
+	if (!p->act || !p->gone) {
+		snprintf(err, errlen, "out of memory");
+		*rc = -1;
+		return 0;
+	}
+	p->nact = nc->n_devices;
+	for (i = 0; i < oc->n_devices; i++) {
+		const char *name = oc->devices[i].name;
+
+		if (tl_config_find(nc, name) || dm->missing[i])
+			continue;
+		p->gone[p->ngone] = strdup(name);
+		if (p->gone[p->ngone])
+			p->ngone++;
+	}
+	for (i = 0; i < nc->n_devices; i++) {
+		const struct cfg_device *d = &nc->devices[i], *o;
+		struct ddev *e;
+		unsigned int oi;
+
+		o = tl_config_find(oc, d->name);
+		oi = o ? (unsigned int)(o - oc->devices) : 0;
+		if (!o || dm->missing[oi]) {
+			p->act[i] = ACT_CREATE;
+		} else if (needs_recreate(o, d)) {
+			p->act[i] = ACT_REMOVE | ACT_CREATE;
+		} else {
+			if (o->size != d->size)
+				p->act[i] |= ACT_SIZE;
+			if (o->write_cache != d->write_cache)
+				p->act[i] |= ACT_WCACHE;
+			if (!strcmp(o->options, d->options))
+				goto next;
+			e = find_served(dm, oc->hba, d->name);
+			if (!e) {
+				tl_warn("reload: %s: options changed but the device is not served",
+					d->name);
+				goto next;
+			}
+			tl_info("reload: %s: new options %s", d->name,
+				d->options);
+			if (tl_worker_reopen_device(e->w, e->dev, d->options,
+						    rerr, sizeof(rerr))) {
+				tl_err("reload: %s: new options refused, keeping the old ones: %s",
+				       d->name, rerr);
+				if (!*rc)
+					snprintf(err, errlen, "%s:%d: %s: %s",
+						 nc->path, d->line, d->name,
+						 rerr);
+				*rc = -1;
+			}
+		}
+next:
+		if (p->act[i])
+			work++;
+	}
+	return work + p->ngone;
+}
+
 static int daemon_reload(struct daemon *dm, char *err, size_t errlen)
 {
 	struct tl_config *nc = NULL;
 	char werr[1024];
-	unsigned int i;
+	unsigned int i, work = 0;
+	bool *missing;
 	int rc = 0;
 
 	err[0] = '\0';
+	if (dm->stopping) {
+		snprintf(err, errlen, "the daemon is stopping");
+		return -1;
+	}
+	if (dm->job != JOB_NONE) {
+		snprintf(err, errlen, "devices are still being changed (start-up or the last reload): try again");
+		return -1;
+	}
 	if (dm->cfg->path) {
 		nc = tl_config_load(dm->cfg->path, err, errlen);
 		if (!nc) {
@@ -589,42 +909,182 @@ static int daemon_reload(struct daemon *dm, char *err, size_t errlen)
 			       err);
 			return -1;
 		}
-		tl_log_threshold = nc->log_level;
-		for (i = 0; i < nc->n_devices; i++) {
-			const struct cfg_device *old, *d = &nc->devices[i];
-
-			old = tl_config_find(dm->cfg, d->name);
-			if (!old || old->size != d->size ||
-			    strcmp(old->handler, d->handler) ||
-			    strcmp(old->options, d->options))
-				tl_warn("reload: device %s changed or is new: restart the daemon to apply it",
-					d->name);
+		if (nc->log_level != dm->cfg->log_level) {
+			tl_log_threshold = nc->log_level;
+			tl_info("reload: log level %s",
+				tl_log_level_name(nc->log_level));
 		}
-		for (i = 0; i < dm->cfg->n_devices; i++)
-			if (!tl_config_find(nc, dm->cfg->devices[i].name))
-				tl_warn("reload: device %s was removed from the file: restart the daemon to apply it",
-					dm->cfg->devices[i].name);
-		tl_config_free(nc);
+		settings_needing_restart(dm, nc);
 	}
 	for (i = 0; i < dm->nworkers; i++) {
 		if (!tl_worker_reload(dm->workers[i], false, werr, sizeof(werr)))
 			continue;
-		tl_err("reload: worker %u: %s", i, werr);
+		tl_err("reload: worker %u: handler reload failed, the running code stays: %s",
+		       i, werr);
 		if (!rc)
 			snprintf(err, errlen, "%s", werr);
 		rc = -1;
 	}
+	if (!nc)
+		goto done;
+
+	missing = calloc(nc->n_devices ? nc->n_devices : 1, sizeof(*missing));
+	if (!missing) {
+		tl_config_free(nc);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	plan_free(&dm->plan);
+	if (dm->kernel) {
+		work = plan_devices(dm, nc, err, errlen, &rc);
+	}
+	/* From here on the new file is the configuration. */
+	tl_config_free(dm->cfg);
+	dm->cfg = nc;
+	free(dm->missing);
+	dm->missing = missing;
+	if (work) {
+		if (start_job(dm, JOB_RELOAD)) {
+			snprintf(err, errlen, "cannot start the configfs job");
+			plan_free(&dm->plan);
+			return -1;
+		}
+		tl_info("reload: %u device change%s under way", work,
+			work == 1 ? "" : "s");
+		return rc;
+	}
+	plan_free(&dm->plan);
+done:
 	if (!rc)
 		tl_info("reloaded (log level %s)",
 			tl_log_level_name(tl_log_threshold));
 	return rc;
 }
 
-static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+/* The job thread finished a reload's device changes. */
+static void reload_done(struct daemon *dm)
+{
+	struct reload_plan *p = &dm->plan;
+	unsigned int i;
+
+	for (i = 0; i < p->nact && i < dm->cfg->n_devices; i++)
+		if (p->act[i] & ACT_FAILED)
+			dm->missing[i] = true;
+	if (dm->job_rc) {
+		tl_err("reload: %s", dm->job_err);
+		tl_err("reload: done, with errors (a device that could not be created is tried again at the next reload)");
+	} else {
+		tl_info("reload: done: %u configured device%s",
+			dm->cfg->n_devices, dm->cfg->n_devices == 1 ? "" : "s");
+	}
+	plan_free(p);
+}
+
+static void reload_again(struct daemon *dm)
 {
 	char err[1024];
 
-	daemon_reload(w->data, err, sizeof(err));
+	dm->reload_pending = false;
+	daemon_reload(dm, err, sizeof(err));
+}
+
+/* Signals and file changes: a reload asked for during a job waits for it. */
+static void reload_async(struct daemon *dm)
+{
+	if (dm->job != JOB_NONE && !dm->stopping) {
+		tl_info("reload: waiting for the device changes under way");
+		dm->reload_pending = true;
+		return;
+	}
+	reload_again(dm);
+}
+
+static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct daemon *dm = w->data;
+
+	tl_info("SIGHUP: reloading %s", dm->cfg->path ? dm->cfg->path :
+		"the handlers");
+	reload_async(dm);
+}
+
+/* ---- daemon.hot_reload: the configuration file -------------------------------- */
+
+#define CFG_SETTLE_SECONDS 0.2	/* editors write, rename, chmod: wait it out */
+
+static void cfg_settle_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct daemon *dm = t->data;
+
+	tl_info("%s changed: reloading", dm->cfg->path);
+	reload_async(dm);
+}
+
+static void cfg_inotify_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct daemon *dm = io->data;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	const char *base = strrchr(dm->cfg->path, '/');
+	ssize_t len;
+	bool hit = false;
+
+	base = base ? base + 1 : dm->cfg->path;
+	while ((len = read(dm->cfg_inotify, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + len;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+
+			if (ev->len && !strcmp(ev->name, base))
+				hit = true;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	if (hit) {
+		ev_timer_stop(loop, &dm->cfg_settle);
+		ev_timer_set(&dm->cfg_settle, CFG_SETTLE_SECONDS, 0);
+		ev_timer_start(loop, &dm->cfg_settle);
+	}
+}
+
+/* Watch the file's directory: editors replace the file by a rename. */
+static void watch_config(struct daemon *dm)
+{
+	char dir[4096], *slash;
+
+	dm->cfg_inotify = -1;
+	if (!dm->cfg->hot_reload || !dm->cfg->path)
+		return;
+	snprintf(dir, sizeof(dir), "%s", dm->cfg->path);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	else
+		snprintf(dir, sizeof(dir), ".");
+	dm->cfg_inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (dm->cfg_inotify < 0 ||
+	    inotify_add_watch(dm->cfg_inotify, dir, IN_CLOSE_WRITE |
+			      IN_MOVED_TO | IN_CREATE) < 0) {
+		tl_warn("cannot watch %s (%s): the configuration reloads on SIGHUP or ctl reload only",
+			dir, strerror(errno));
+		if (dm->cfg_inotify >= 0)
+			close(dm->cfg_inotify);
+		dm->cfg_inotify = -1;
+		return;
+	}
+	ev_io_init(&dm->cfg_io, cfg_inotify_cb, dm->cfg_inotify, EV_READ);
+	dm->cfg_io.data = dm;
+	ev_io_start(dm->loop, &dm->cfg_io);
+	ev_timer_init(&dm->cfg_settle, cfg_settle_cb, CFG_SETTLE_SECONDS, 0);
+	dm->cfg_settle.data = dm;
+}
+
+static void unwatch_config(struct daemon *dm)
+{
+	if (dm->cfg_inotify < 0)
+		return;
+	ev_io_stop(dm->loop, &dm->cfg_io);
+	ev_timer_stop(dm->loop, &dm->cfg_settle);
+	close(dm->cfg_inotify);
+	dm->cfg_inotify = -1;
 }
 
 /* ---- the control socket's view of us ------------------------------------- */
@@ -773,6 +1233,7 @@ int tl_daemon_main(int argc, char **argv)
 	int c;
 
 	dm.kernel = true;
+	dm.cfg_inotify = -1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
 		switch (c) {
@@ -817,6 +1278,13 @@ int tl_daemon_main(int argc, char **argv)
 		tl_config_free(dm.cfg);
 		return 0;
 	}
+	dm.missing = calloc(dm.cfg->n_devices ? dm.cfg->n_devices : 1,
+			    sizeof(*dm.missing));
+	if (!dm.missing) {
+		fprintf(stderr, "out of memory\n");
+		tl_config_free(dm.cfg);
+		return 1;
+	}
 	tl_log_threshold = verbose ? TL_LOG_DEBUG : dm.cfg->log_level;
 	signal(SIGPIPE, SIG_IGN);
 
@@ -826,6 +1294,7 @@ int tl_daemon_main(int argc, char **argv)
 		tl_err("cannot create the event loop");
 		tl_config_free(dm.cfg);
 		tl_cfs_free(dm.cfs);
+		free(dm.missing);
 		return 1;
 	}
 	ev_async_init(&dm.job_done, job_done_cb);
@@ -845,6 +1314,7 @@ int tl_daemon_main(int argc, char **argv)
 	}
 	watch_signals(&dm);
 	start_control(&dm);
+	watch_config(&dm);
 
 	if (dm.cfg->pid_file && (c = write_pid_file(dm.cfg->pid_file)))
 		tl_warn("pid file %s: %s", dm.cfg->pid_file, strerror(-c));
@@ -885,6 +1355,9 @@ out:
 	}
 	if (dm.ctl)
 		tl_control_stop(dm.ctl);
+	unwatch_config(&dm);
+	plan_free(&dm.plan);
+	free(dm.missing);
 	free_workers(&dm);
 	if (dm.cfg->pid_file)
 		unlink(dm.cfg->pid_file);

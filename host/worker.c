@@ -25,7 +25,8 @@
 
 #define WATCH_CHUNK 64
 
-enum req_kind { REQ_ADD, REQ_REMOVE, REQ_RESIZE, REQ_RELOAD, REQ_STOP };
+enum req_kind { REQ_ADD, REQ_REMOVE, REQ_RESIZE, REQ_RELOAD, REQ_REOPEN,
+		REQ_STOP };
 
 struct tl_worker_req {
 	enum req_kind kind;
@@ -107,6 +108,33 @@ static void do_remove(struct tl_worker *w, struct tl_dev *d)
 	tl_dev_free(d);
 }
 
+/* runtime.reopen_device(id, options): new options for an open device. */
+static int do_reopen(struct tl_worker *w, struct tl_dev *d, const char *config,
+		     char *err, size_t errlen)
+{
+	lua_State *L = w->L;
+	int top = lua_gettop(L), rc = 0;
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, w->ref_runtime);
+	lua_getfield(L, -1, "reopen_device");
+	lua_pushinteger(L, d->info.id);
+	if (config)
+		lua_pushstring(L, config);
+	else
+		lua_pushnil(L);
+	if (lua_pcall(L, 2, 2, 0)) {
+		snprintf(err, errlen, "%s", lua_tostring(L, -1));
+		rc = -1;
+	} else if (!lua_toboolean(L, -2)) {
+		snprintf(err, errlen, "%s", lua_tostring(L, -1) ?
+			 lua_tostring(L, -1) : "the handler refused the options");
+		rc = -1;
+	}
+	lua_settop(L, top);
+	tl_hotreload_refresh(w);
+	return rc;
+}
+
 static void run_req(struct tl_worker *w, struct tl_worker_req *r)
 {
 	switch (r->kind) {
@@ -137,6 +165,9 @@ static void run_req(struct tl_worker *w, struct tl_worker_req *r)
 			w->reload_error[0] = '\0';
 		}
 		tl_hotreload_refresh(w);
+		break;
+	case REQ_REOPEN:
+		r->rc = do_reopen(w, r->dev, r->config, r->err, r->errlen);
 		break;
 	case REQ_STOP:
 		w->stopping = true;
@@ -337,6 +368,16 @@ void tl_worker_resize_device(struct tl_worker *w, struct tl_dev *d,
 	struct tl_worker_req r = { .kind = REQ_RESIZE, .dev = d, .size = size };
 
 	submit(w, &r);
+}
+
+int tl_worker_reopen_device(struct tl_worker *w, struct tl_dev *d,
+			    const char *config, char *err, size_t errlen)
+{
+	struct tl_worker_req r = { .kind = REQ_REOPEN, .dev = d,
+				   .config = config, .err = err,
+				   .errlen = errlen };
+
+	return submit(w, &r);
 }
 
 static void wait_over(struct ev_loop *loop, ev_timer *t, int revents)

@@ -86,6 +86,16 @@ void tl_worker_resize_device(struct tl_worker *w, struct tl_dev *d,
 			     uint64_t size);
 
 /*
+ * New options for a served device (config as for tl_worker_add_device),
+ * between batches: the handler checks them against its schema first; if
+ * they pass, its close() and then open() run with them (the device stays
+ * attached throughout).  Returns 0, or -1 with the reason in err; a
+ * refusal keeps the old options and state.
+ */
+int tl_worker_reopen_device(struct tl_worker *w, struct tl_dev *d,
+			    const char *config, char *err, size_t errlen);
+
+/*
  * Reload the handlers the worker runs, between batches: those whose files
  * changed, or all of them with force.  Returns 0, or -1
  * with the reason (file:line) in err; on failure nothing changed.

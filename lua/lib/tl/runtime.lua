@@ -1,9 +1,10 @@
 -- tl.runtime: the Lua side of one worker.
 --
 -- The C core calls only the functions in this table: open_device,
--- close_device, dispatch, tmr, resize, event and reload.  dispatch is the
--- hot one: one call per batch, pulling commands through tl_ffi_next() and
--- handing each to the device's executor, which was chosen once at open.
+-- reopen_device, close_device, dispatch, tmr, resize, event and reload.
+-- dispatch is the hot one: one call per batch, pulling commands through
+-- tl_ffi_next() and handing each to the device's executor, which was
+-- chosen once at open.
 local ffi = require 'ffi'
 local abi = require 'tl.abi'
 local handlers = require 'tl.handlers'
@@ -126,6 +127,40 @@ function M.close_device(id)
   end
   C.tl_ffi_fast_disable(dev.ptr)
   if dev.handler.close then dev.handler.close(dev) end
+end
+
+-- New options for an open device (the daemon's config reload).  They are
+-- checked against the handler's schema first: a refusal changes nothing.
+-- Then the handler's close() and open() run with them; if open() refuses,
+-- the device is opened again with the old options and the reason returned.
+function M.reopen_device(id, conf_src)
+  local dev = devices[id]
+  if not dev then return nil, ('no open device %s'):format(tostring(id)) end
+  local h = dev.handler
+  local conf, err = handlers.config(h, conf_src, dev.cfgstring, dev.name)
+  if not conf then return nil, err end
+  local old_conf = dev.conf
+  for wid, w in pairs(watchers) do
+    if w.dev == dev then dev:cancel(wid) end
+  end
+  C.tl_ffi_fast_disable(dev.ptr)
+  if h.close then
+    local ok, cerr = xpcall(h.close, debug.traceback, dev)
+    if not ok then log.err('%s: close failed: %s', dev.name, cerr) end
+  end
+  local ok, oerr = open_with(dev, h, conf)
+  if not ok then
+    local back, berr = open_with(dev, h, old_conf)
+    if not back then
+      log.err('%s: reopening with the old options failed too: %s', dev.name,
+        berr)
+    end
+    return nil, ('%s: open with the new options failed: %s'):format(dev.name,
+      oerr)
+  end
+  dev.conf_src = conf_src
+  log.info('%s: reopened with new options', dev.name)
+  return true
 end
 
 function M.dispatch(id)
