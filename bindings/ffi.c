@@ -24,6 +24,13 @@ int tl_ffi_abi_version(void)
 	return TL_ABI_VERSION;
 }
 
+extern const struct tl_layout_entry tl_abi_layout[];
+
+const struct tl_layout_entry *tl_ffi_abi_layout(void)
+{
+	return tl_abi_layout;
+}
+
 const char *tl_ffi_strerror(int err)
 {
 	return strerror(err < 0 ? -err : err);

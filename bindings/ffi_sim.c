@@ -149,6 +149,12 @@ uint32_t tl_ffi_simdev_inflight(struct tl_simdev *sd)
 	return sim_inflight(sd->sim);
 }
 
+int tl_ffi_simdev_eval(struct tl_simdev *sd, const char *code, char *out,
+		       size_t outlen)
+{
+	return tl_lua_eval(sd->w, code, out, outlen);
+}
+
 const struct tl_dev_stats *tl_ffi_simdev_stats(struct tl_simdev *sd)
 {
 	return &sd->dev->stats;

@@ -137,6 +137,15 @@ struct tl_dev;		/* opaque: one TCMU device served by a worker */
 struct tl_worker;	/* opaque: one worker thread (loop + lua_State) */
 
 int tl_ffi_abi_version(void);
+
+/* The C compiler's layout of every struct above, for the ABI spec. */
+struct tl_layout_entry {
+	const char *type;	/* struct name */
+	const char *field;	/* "" for the struct itself */
+	size_t offset;
+	size_t size;
+};
+const struct tl_layout_entry *tl_ffi_abi_layout(void);
 const char *tl_ffi_strerror(int err);
 
 /*
@@ -242,6 +251,8 @@ void tl_ffi_simdev_release(struct tl_simdev *sd, uint16_t id);
 int tl_ffi_simdev_resize(struct tl_simdev *sd, uint64_t size);
 uint32_t tl_ffi_simdev_inflight(struct tl_simdev *sd);
 const struct tl_dev_stats *tl_ffi_simdev_stats(struct tl_simdev *sd);
+/* Run Lua in the device's worker state (specs, debugging). */
+int tl_ffi_simdev_eval(struct tl_simdev *sd, const char *code, char *out, size_t outlen);
 int tl_ffi_simdev_reload(struct tl_simdev *sd, int force, char *err, size_t errlen);
 
 /*

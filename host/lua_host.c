@@ -316,6 +316,23 @@ int tl_lua_watched_files(struct tl_worker *w)
 	return (int)lua_objlen(L, -1);
 }
 
+int tl_lua_eval(struct tl_worker *w, const char *code, char *out,
+		size_t outlen)
+{
+	lua_State *L = w->L;
+	int base, rc = 0;
+
+	lua_pushcfunction(L, traceback);
+	base = lua_gettop(L);
+	if (luaL_loadbuffer(L, code, strlen(code), "=eval") ||
+	    lua_pcall(L, 0, 1, base)) {
+		rc = -1;
+	}
+	snprintf(out, outlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+	lua_settop(L, base - 1);
+	return rc;
+}
+
 static int run_chunk(lua_State *L, int loaded, int argc, char **argv)
 {
 	int i, base;

@@ -39,6 +39,10 @@ void tl_lua_tmr(struct tl_worker *w, struct tl_dev *d, uint8_t type,
 void tl_lua_resize(struct tl_worker *w, struct tl_dev *d);
 void tl_lua_event(struct tl_worker *w, int kind, int id, int revents);
 int tl_lua_reload(struct tl_worker *w, bool force, char *err, size_t errlen);
+/* Run Lua source in the worker's state (tests, debugging); its result as
+ * a string in out.  Returns 0, or -1 with the error in out. */
+int tl_lua_eval(struct tl_worker *w, const char *code, char *out,
+		size_t outlen);
 /* Push a list of the files the handlers came from; returns its length. */
 int tl_lua_watched_files(struct tl_worker *w);
 

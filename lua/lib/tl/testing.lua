@@ -161,6 +161,16 @@ function Device:stats()
   return out
 end
 
+-- Run Lua source inside the handler's worker state; returns its result
+-- as a string, or nil and the error.
+function Device:eval(code)
+  local out = ffi.new('char[65536]')
+  if C.tl_ffi_simdev_eval(self.sd, code, out, 65536) ~= 0 then
+    return nil, ffi.string(out)
+  end
+  return ffi.string(out)
+end
+
 function Device:tmr(tmr_type, ids)
   local arr = ffi.new('uint16_t[?]', #ids + 1)
   for i, v in ipairs(ids) do arr[i - 1] = v end
