@@ -1,0 +1,264 @@
+-- The qcow2 handler against images made and checked by qemu-img.
+local T = require 'tl.testing'
+
+local function sh(cmd)
+  local r = os.execute(cmd .. ' >/dev/null 2>&1')
+  return r == true or r == 0
+end
+
+local function out(cmd)
+  local p = assert(io.popen(cmd .. ' 2>&1'))
+  local s = p:read('*a')
+  p:close()
+  return s
+end
+
+local have_qemu = sh('qemu-img --version')
+local have_qemu_io = have_qemu and sh('qemu-io --version')
+
+local KB, MB = 1024, 1024 * 1024
+local SIZE = 4 * MB
+
+local function read_file(path, off, len)
+  local f = assert(io.open(path, 'rb'))
+  f:seek('set', off or 0)
+  local s = f:read(len or '*a') or ''
+  f:close()
+  return s
+end
+
+local function write_file(path, off, data)
+  local f = io.open(path, 'r+b') or assert(io.open(path, 'wb'))
+  f:seek('set', off)
+  f:write(data)
+  f:close()
+end
+
+-- A raw file of `size` zero bytes (sparse).
+local function raw_file(path, size)
+  local f = assert(io.open(path, 'wb'))
+  f:seek('set', size - 1); f:write('\0'); f:close()
+end
+
+-- Bytes that differ from block to block and from run to run of the pattern.
+local function pattern(len, seed)
+  local parts = {}
+  for i = 0, len / 16 - 1 do
+    parts[#parts + 1] = ('%08x%07d%s'):format(seed, i % 9999999, string.char(65 + (seed + i) % 26))
+  end
+  return table.concat(parts)
+end
+
+local function check(img)
+  local s = out('qemu-img check ' .. img .. '; echo "rc=$?"')
+  return s
+end
+
+local function same_file(a, b) return sh(('cmp -s %s %s'):format(a, b)) end
+
+local function to_raw(img, raw)
+  assert(sh(('qemu-img convert -O raw %s %s'):format(img, raw)))
+end
+
+local function unmap_cdb(lba, n)
+  local param = T.be(22, 2) .. T.be(16, 2) .. '\0\0\0\0' .. T.be(lba, 8) .. T.be(n, 4) .. '\0\0\0\0'
+  return '\66\0\0\0\0\0\0\0\24\0', param
+end
+
+local function test_describe(name, fn)
+  if have_qemu then describe(name, fn) else pending(name .. ' (no qemu-img)') end
+end
+
+test_describe('qcow2 handler', function()
+  local dir
+  before_each(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(sh('mkdir -p ' .. dir))
+  end)
+  after_each(function()
+    sh('rm -rf ' .. dir)
+  end)
+
+  local function dev(img, extra, size)
+    local config = { path = img }
+    for k, v in pairs(extra or {}) do config[k] = v end
+    return T.device { handler = 'qcow2', size = size or SIZE, config = config }
+  end
+
+  -- Write through the device and into a raw mirror at once.
+  local function put(d, mirror, lba, data)
+    local r = assert(d:exec(T.write16(lba, #data / 512), { data = data }))
+    assert.equals(0, r.status)
+    write_file(mirror, lba * 512, data)
+  end
+
+  local function get(d, lba, n)
+    local r = assert(d:exec(T.read16(lba, n), { len = n * 512 }))
+    assert.equals(0, r.status)
+    return r.data
+  end
+
+  local function assert_clean(img)
+    local s = check(img)
+    assert.truthy(s:find('No errors were found', 1, true), s)
+    assert.truthy(s:find('rc=0', 1, true), s)
+    assert.falsy(s:find('leaked', 1, true), s)
+  end
+
+  for _, v in ipairs { { name = 'v3', opt = '' }, { name = 'v2', opt = '-o compat=0.10' },
+    { name = 'v3 4k clusters, 1-bit refcounts', opt = '-o cluster_size=4096,refcount_bits=1' } } do
+    it('writes a ' .. v.name .. ' image that qemu-img checks and reads back', function()
+      local img, mirror, back = dir .. '/a.qcow2', dir .. '/mirror.raw', dir .. '/back.raw'
+      assert(sh(('qemu-img create -f qcow2 %s %s %d'):format(v.opt, img, SIZE)))
+      raw_file(mirror, SIZE)
+      local d = assert(dev(img))
+      put(d, mirror, 0, pattern(4 * 512, 1))
+      put(d, mirror, 1000, pattern(3 * 512, 2))                 -- inside a cluster
+      put(d, mirror, 2049, pattern(256 * KB, 3))                -- across clusters
+      put(d, mirror, SIZE / 512 - 1, pattern(512, 4))          -- the last block
+      put(d, mirror, 2, pattern(512, 5))                        -- rewrite in place
+      assert.equals(read_file(mirror, 0, 8 * 512), get(d, 0, 8))
+      assert.equals(read_file(mirror, 2040 * 512, 600 * 512), get(d, 2040, 600))
+      assert.equals(0, assert(d:exec('35 00 00 00 00 00 00 00 00 00')).status)  -- SYNC CACHE
+      d:close()
+      assert_clean(img)
+      to_raw(img, back)
+      assert.is_true(same_file(mirror, back))
+      -- and again after reopening
+      d = assert(dev(img))
+      assert.equals(read_file(mirror, 2040 * 512, 600 * 512), get(d, 2040, 600))
+      d:close()
+    end)
+  end
+
+  it('reads data written by qemu-io', function()
+    if not have_qemu_io then return pending('no qemu-io') end
+    local img = dir .. '/q.qcow2'
+    assert(sh(('qemu-img create -f qcow2 %s %d'):format(img, SIZE)))
+    assert(sh(("qemu-io -c 'write -P 0xab 0 64k' -c 'write -P 0xcd 1m 4k'"
+      .. " -c 'write -z 2m 64k' %s"):format(img)))
+    local d = assert(dev(img))
+    assert.equals(('\171'):rep(64 * KB), get(d, 0, 128))
+    assert.equals(('\0'):rep(512), get(d, 128, 1))
+    assert.equals(('\0'):rep(512) .. ('\205'):rep(4 * KB) .. ('\0'):rep(512),
+      get(d, 2047, 10))
+    assert.equals(('\0'):rep(64 * KB), get(d, 4096, 128))
+    d:close()
+  end)
+
+  it('reads converted and compressed images, and writes over compressed clusters', function()
+    local raw, img, mirror, back = dir .. '/src.raw', dir .. '/c.qcow2', dir .. '/m.raw', dir .. '/b.raw'
+    raw_file(raw, SIZE)
+    write_file(raw, 0, pattern(512 * KB, 7))
+    write_file(raw, 3 * MB + 100, pattern(64 * KB, 8))
+    write_file(raw, 2 * MB, ('z'):rep(200 * KB))              -- compresses well
+    assert(sh(('cp %s %s'):format(raw, mirror)))
+    for _, flag in ipairs { '', '-c' } do
+      assert(sh(('qemu-img convert %s -O qcow2 %s %s'):format(flag, raw, img)))
+      local d = assert(dev(img))
+      for _, lba in ipairs { 0, 300, 4096, 6144, 6143, 8000 } do
+        assert.equals(read_file(raw, lba * 512, 128 * 512), get(d, lba, 128))
+      end
+      if flag == '-c' then
+        put(d, mirror, 1, pattern(1024, 9))                     -- COW from compressed
+        put(d, mirror, 4100, pattern(64 * KB, 10))
+        d:close()
+        assert_clean(img)
+        to_raw(img, back)
+        assert.is_true(same_file(mirror, back))
+      else
+        d:close()
+      end
+    end
+  end)
+
+  for _, fmt in ipairs { 'qcow2', 'raw' } do
+    it('reads through an overlay to a ' .. fmt .. ' base and writes to the overlay only', function()
+      local baseraw, base, top = dir .. '/base.raw', dir .. '/base.' .. fmt, dir .. '/top.qcow2'
+      local mirror, back = dir .. '/m.raw', dir .. '/b.raw'
+      raw_file(baseraw, SIZE)
+      write_file(baseraw, 0, pattern(1 * MB, 11))
+      write_file(baseraw, 3 * MB, pattern(1 * MB, 12))
+      if fmt == 'qcow2' then
+        assert(sh(('qemu-img convert -O qcow2 %s %s'):format(baseraw, base)))
+      end
+      local before = read_file(base)
+      assert(sh(('cp %s %s'):format(baseraw, mirror)))
+      -- relative backing name: resolved against the overlay's directory
+      assert(sh(('cd %s && qemu-img create -f qcow2 -b base.%s -F %s top.qcow2'):format(dir, fmt, fmt)))
+      local d = assert(dev(top))
+      assert.equals(read_file(baseraw, 0, 256 * KB), get(d, 0, 512))
+      assert.equals(read_file(baseraw, 3 * MB - 4096, 64 * KB), get(d, 6144 - 8, 128))
+      put(d, mirror, 3, pattern(2048, 13))                      -- partial: copy on write
+      put(d, mirror, 6150, pattern(128 * KB, 14))
+      assert.equals(read_file(mirror, 0, 64 * KB), get(d, 0, 128))
+      -- UNMAP with a backing file: zeros, not the base's data
+      local cdb, param = unmap_cdb(128, 256)
+      assert.equals(0, assert(d:exec(cdb, { data = param })).status)
+      write_file(mirror, 128 * 512, ('\0'):rep(256 * 512))
+      assert.equals(('\0'):rep(256 * 512), get(d, 128, 256))
+      d:close()
+      assert.equals(before, read_file(base))                    -- base untouched
+      assert_clean(top)
+      local s = out(('qemu-img compare -f qcow2 -F raw %s %s'):format(top, mirror))
+      assert.truthy(s:find('identical', 1, true), s)
+      to_raw(top, back)
+      assert.is_true(same_file(mirror, back))
+    end)
+  end
+
+  it('unmaps: the range reads as zeros and the clusters are freed', function()
+    local img, mirror, back = dir .. '/u.qcow2', dir .. '/m.raw', dir .. '/b.raw'
+    assert(sh(('qemu-img create -f qcow2 %s %d'):format(img, SIZE)))
+    raw_file(mirror, SIZE)
+    local d = assert(dev(img))
+    put(d, mirror, 0, pattern(1 * MB, 21))
+    -- whole clusters (128..639) and partial ones at both ends
+    local cdb, param = unmap_cdb(100, 600)
+    assert.equals(0, assert(d:exec(cdb, { data = param })).status)
+    write_file(mirror, 100 * 512, ('\0'):rep(600 * 512))
+    assert.equals(read_file(mirror, 0, 1 * MB), get(d, 0, 2048))
+    -- freed clusters are reused by the next allocation
+    put(d, mirror, 4096, pattern(64 * KB, 22))
+    d:close()
+    assert_clean(img)
+    to_raw(img, back)
+    assert.is_true(same_file(mirror, back))
+  end)
+
+  it('refuses images it cannot handle, saying why', function()
+    local img = dir .. '/r.qcow2'
+    raw_file(img, SIZE)
+    local d, err = dev(img)
+    assert.is_nil(d)
+    assert.truthy(err:find('bad magic', 1, true), err)
+
+    assert(sh(('qemu-img create -f qcow2 %s %d'):format(img, SIZE)))
+    write_file(img, 32, '\0\0\0\1')                            -- crypt_method AES
+    d, err = dev(img)
+    assert.is_nil(d)
+    assert.truthy(err:find('encrypted', 1, true), err)
+
+    assert(sh(('qemu-img create -f qcow2 %s %d'):format(img, SIZE)))
+    write_file(img, 78, '\4')                                  -- incompatible bit 10
+    d, err = dev(img)
+    assert.is_nil(d)
+    assert.truthy(err:find('incompatible feature bit(s) 10', 1, true), err)
+
+    assert(sh(('qemu-img create -f qcow2 %s %d'):format(img, SIZE)))
+    write_file(img, 79, '\1')                                  -- dirty
+    d, err = dev(img)
+    assert.is_nil(d)
+    assert.truthy(err:find('dirty', 1, true), err)
+    d = assert(dev(img, { read_only = true }))                 -- fine read-only
+    local r = assert(d:exec(T.write10(0, 1), { data = ('x'):rep(512) }))
+    assert.equals(2, r.status)
+    d:close()
+
+    assert(sh(('qemu-img create -f qcow2 %s %d'):format(img, SIZE)))
+    d, err = dev(img, nil, SIZE * 2)
+    assert.is_nil(d)
+    assert.truthy(err:find('smaller than the device', 1, true), err)
+  end)
+end)
