@@ -642,8 +642,12 @@ function Q:set_l2(vc, hi, lo)
 end
 
 -- Write n bytes at offset o of virtual cluster vc from the command's data
--- at `at` (or zeros when cmd is nil).
-function Q:write_cluster(cmd, at, vc, o, n)
+-- at `at` (or zeros when cmd is nil).  A cluster that is ours alone is
+-- written in place; otherwise a new cluster is allocated and filled (with
+-- what a partial write does not cover copied from the current contents),
+-- and the work left for later is queued on `batch`: the L2 entry to set
+-- once the data and refcount are durable, and what the old entry held.
+function Q:write_cluster(cmd, at, vc, o, n, batch)
   local cs, fd = self.cs, self.fd
   local kind, host, hi, lo, copied = self:lookup(vc)
   if not kind then return nil, host end
@@ -654,7 +658,6 @@ function Q:write_cluster(cmd, at, vc, o, n)
     if put ~= n then return nil, put < 0 and errno_msg() or 'short write' end
     return true
   end
-  -- a new cluster: data and refcount first, then the L2 entry
   local l2off, err = self:ensure_l2(floor(vc / self.l2n))
   if not l2off then return nil, err end
   local new
@@ -675,60 +678,104 @@ function Q:write_cluster(cmd, at, vc, o, n)
       ok, err = pwrite_full(fd, self.buf, cs, new)
     end
   end
-  if ok then ok, err = sync(self) end
-  if ok then ok, err = self:set_l2(vc, 0x80000000 + floor(new / P32), new % P32) end
   if not ok then return nil, err end     -- the new cluster leaks: harmless
-  if kind ~= UNALLOC and (host ~= 0 or kind == COMPRESSED) then
-    ok, err = sync(self)                 -- the old entry is gone for good
-    if ok then ok, err = self:release(kind, host, hi, lo) end
+  batch[#batch + 1] = { vc = vc, hi = 0x80000000 + floor(new / P32), lo = new % P32,
+    old = kind ~= UNALLOC and (host ~= 0 or kind == COMPRESSED)
+      and { kind, host, hi, lo } or nil }
+  return true
+end
+
+-- The second half of a batch of cluster updates:
+--   1. fdatasync: new data clusters and their refcounts are durable;
+--   2. set the L2 entries (written through);
+--   3. fdatasync: the old entries are gone for good;
+--   4. drop the references the old entries held.
+function Q:commit(batch)
+  if #batch == 0 then return true end
+  local ok, err = sync(self)
+  if not ok then return nil, err end
+  local frees = false
+  for _, u in ipairs(batch) do
+    ok, err = self:set_l2(u.vc, u.hi, u.lo)
     if not ok then return nil, err end
+    if u.old then frees = true end
+  end
+  if not frees then return true end
+  ok, err = sync(self)
+  if not ok then return nil, err end
+  for _, u in ipairs(batch) do
+    if u.old then
+      ok, err = self:release(u.old[1], u.old[2], u.old[3], u.old[4])
+      if not ok then return nil, err end
+    end
   end
   return true
 end
 
 function Q:write(cmd, at, off, len)
   local cs = self.cs
+  local batch = {}
+  local ok, err = true, nil
   while len > 0 do
     local vc = floor(off / cs)
     local o = off - vc * cs
     local n = min(len, cs - o)
-    local ok, err = self:write_cluster(cmd, at, vc, o, n)
-    if not ok then return nil, err end
+    ok, err = self:write_cluster(cmd, at, vc, o, n, batch)
+    if not ok then break end
     off, at, len = off + n, at + n, len - n
   end
-  return true
+  -- link what was written even when a later cluster failed
+  local cok, cerr = self:commit(batch)
+  if not ok then return nil, err end
+  return cok, cerr
 end
 
 -- Forget [off, off+len): it reads as zeros afterwards.
 function Q:discard(off, len)
   local cs = self.cs
+  local batch = {}
+  local ok, err = true, nil
   while len > 0 do
     local vc = floor(off / cs)
     local o = off - vc * cs
     local n = min(len, cs - o)
     local whole = o == 0 and (n == cs or off + n >= self.size)
     local kind, host, hi, lo = self:lookup(vc)
-    if not kind then return nil, host end
-    local ok, err = true, nil
+    if not kind then ok, err = nil, host; break end
     if kind == ZERO and host == 0 then
       -- already zeros, nothing held
     elseif kind == UNALLOC and not self.backing then
       -- already zeros
     elseif not whole or (self.backing and self.version == 2) then
-      ok, err = self:write_cluster(nil, 0, vc, o, n)   -- write zeros
+      ok, err = self:write_cluster(nil, 0, vc, o, n, batch)   -- write zeros
     else
-      -- zero flag hides the backing file; without one, unallocated is zeros
-      local nlo = self.backing and 1 or 0
-      ok, err = self:set_l2(vc, 0, nlo)
+      -- the zero flag hides the backing file; without one, unallocated
+      -- reads as zeros.  Nothing new to make durable first.
+      ok, err = self:set_l2(vc, 0, self.backing and 1 or 0)
       if ok and (host ~= 0 or kind == COMPRESSED) then
-        ok, err = sync(self)
-        if ok then ok, err = self:release(kind, host, hi, lo) end
+        batch[#batch + 1] = { old = { kind, host, hi, lo } }
       end
     end
-    if not ok then return nil, err end
+    if not ok then break end
     off, len = off + n, len - n
   end
-  return true
+  -- entries already set have vc == nil: commit only syncs and releases
+  local cok, cerr = true, nil
+  if #batch > 0 then
+    local sets = {}
+    for _, u in ipairs(batch) do if u.vc then sets[#sets + 1] = u end end
+    cok, cerr = self:commit(sets)
+    if cok then
+      cok, cerr = sync(self)
+      for _, u in ipairs(batch) do
+        if cok and u.old and not u.vc then
+          cok, cerr = self:release(u.old[1], u.old[2], u.old[3], u.old[4])
+        end
+      end
+    end
+  end
+  if not ok then return nil, err end
+  return cok, cerr
 end
 
 function Q:flush() return sync(self) end
@@ -754,7 +801,10 @@ open_image = function(path, opts)
 end
 
 local function fail_for(err, default)
-  if type(err) == 'string' and err:find('No space') then return scsi.sense.NO_SPACE end
+  if type(err) == 'string' and (err:find('No space', 1, true)
+    or err:find('refcount table is full', 1, true)) then
+    return scsi.sense.NO_SPACE
+  end
   return default
 end
 

@@ -227,6 +227,33 @@ test_describe('qcow2 handler', function()
     assert.is_true(same_file(mirror, back))
   end)
 
+  it('adds refcount blocks as the image grows; a full refcount table is NO SPACE', function()
+    -- 512-byte clusters, 64-bit refcounts: a refcount block covers 32 KiB,
+    -- the one-cluster refcount table 2 MiB.
+    local img, mirror, back = dir .. '/g.qcow2', dir .. '/m.raw', dir .. '/b.raw'
+    assert(sh(('qemu-img create -f qcow2 -o cluster_size=512,refcount_bits=64 %s %d')
+      :format(img, SIZE)))
+    raw_file(mirror, SIZE)
+    local d = assert(dev(img))
+    for i = 0, 7 do put(d, mirror, i * 256, pattern(64 * KB, 30 + i)) end
+    assert.equals(read_file(mirror, 0, 512 * KB), get(d, 0, 1024))
+    local failed
+    for i = 8, 63 do
+      local r = assert(d:exec(T.write16(i * 128, 128), { data = pattern(64 * KB, 40 + i) }))
+      if r.status ~= 0 then failed = r; break end
+      write_file(mirror, i * 128 * 512, pattern(64 * KB, 40 + i))
+    end
+    assert.truthy(failed, 'the refcount table should have filled up')
+    assert.equals(0x7, failed.sense_key)                       -- DATA PROTECT
+    assert.equals(0x27, failed.asc)                            -- space allocation failed
+    d:close()
+    -- the image is still sane (the failed write may have changed part of
+    -- its range: compare only what succeeded)
+    local s = check(img)
+    assert.truthy(s:find('rc=0', 1, true), s)
+    assert.falsy(s:find('ERROR', 1, true), s)
+  end)
+
   it('refuses images it cannot handle, saying why', function()
     local img = dir .. '/r.qcow2'
     raw_file(img, SIZE)
