@@ -173,8 +173,10 @@ test_describe('qcow2 handler', function()
     end
   end)
 
-  for _, fmt in ipairs { 'qcow2', 'raw' } do
-    it('reads through an overlay to a ' .. fmt .. ' base and writes to the overlay only', function()
+  for _, case in ipairs { { 'qcow2', '' }, { 'raw', '' }, { 'qcow2', '-o compat=0.10' } } do
+    local fmt, opt = case[1], case[2]
+    it(('reads through an overlay %sto a %s base and writes to the overlay only')
+      :format(opt ~= '' and '(v2) ' or '', fmt), function()
       local baseraw, base, top = dir .. '/base.raw', dir .. '/base.' .. fmt, dir .. '/top.qcow2'
       local mirror, back = dir .. '/m.raw', dir .. '/b.raw'
       raw_file(baseraw, SIZE)
@@ -186,7 +188,8 @@ test_describe('qcow2 handler', function()
       local before = read_file(base)
       assert(sh(('cp %s %s'):format(baseraw, mirror)))
       -- relative backing name: resolved against the overlay's directory
-      assert(sh(('cd %s && qemu-img create -f qcow2 -b base.%s -F %s top.qcow2'):format(dir, fmt, fmt)))
+      assert(sh(('cd %s && qemu-img create -f qcow2 %s -b base.%s -F %s top.qcow2')
+        :format(dir, opt, fmt, fmt)))
       local d = assert(dev(top))
       assert.equals(read_file(baseraw, 0, 256 * KB), get(d, 0, 512))
       assert.equals(read_file(baseraw, 3 * MB - 4096, 64 * KB), get(d, 6144 - 8, 128))
@@ -207,6 +210,24 @@ test_describe('qcow2 handler', function()
       assert.is_true(same_file(mirror, back))
     end)
   end
+
+  it('takes a backing image from the options instead of the header', function()
+    local a, b, top = dir .. '/a.raw', dir .. '/b.raw', dir .. '/top.qcow2'
+    raw_file(a, SIZE); write_file(a, 0, ('a'):rep(4096))
+    raw_file(b, SIZE); write_file(b, 0, ('b'):rep(4096))
+    assert(sh(('qemu-img create -f qcow2 -b %s -F raw %s'):format(a, top)))
+    local d = assert(dev(top))
+    assert.equals(('a'):rep(512), get(d, 0, 1))
+    d:close()
+    d = assert(dev(top, { backing = b }))
+    assert.equals(('b'):rep(512), get(d, 0, 1))
+    d:close()
+    os.remove(a)
+    local err
+    d, err = dev(top)
+    assert.is_nil(d)
+    assert.truthy(err:find('backing file', 1, true), err)
+  end)
 
   it('unmaps: the range reads as zeros and the clusters are freed', function()
     local img, mirror, back = dir .. '/u.qcow2', dir .. '/m.raw', dir .. '/b.raw'
@@ -282,6 +303,12 @@ test_describe('qcow2 handler', function()
     local r = assert(d:exec(T.write10(0, 1), { data = ('x'):rep(512) }))
     assert.equals(2, r.status)
     d:close()
+
+    assert(sh(('qemu-img create -f qcow2 %s %d'):format(img, SIZE)))
+    assert(sh(('qemu-img create -f qcow2 -o extended_l2=on %s %d'):format(img, SIZE)))
+    d, err = dev(img)
+    assert.is_nil(d)
+    assert.truthy(err:find('bit(s) 4 (extended L2 entries)', 1, true), err)
 
     assert(sh(('qemu-img create -f qcow2 %s %d'):format(img, SIZE)))
     d, err = dev(img, nil, SIZE * 2)
