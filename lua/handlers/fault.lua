@@ -170,7 +170,7 @@ end
 local function read_control(path)
   local text = slurp(path)
   if not text then return nil, 'cannot read ' .. path end
-  if text:match('^%s*$') then return {} end
+  if text:match('^%s*$') then return false end   -- being rewritten: wait
   local chunk, err = load('return ' .. text, '=' .. path, 't', {})
   if not chunk then return nil, err end
   local ok, t = pcall(chunk)
@@ -185,6 +185,7 @@ local function check_control(dev, st)
   st.control_sig = sig
   if sig == nil then return end            -- gone: keep the faults as they are
   local t, err = read_control(st.control_file)
+  if t == false then return end
   local ok
   if t then ok, err = st.faults:set(t) end
   if ok then
@@ -463,6 +464,7 @@ return {
   -- ABORTED, so their slots come back.
   abort = function(dev, cmd_id, tmr_type)
     local st = dev.state
+    st.injected[cmd_id] = nil
     local target = st.held[cmd_id]
     if target then
       st.held[cmd_id] = nil

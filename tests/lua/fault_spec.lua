@@ -154,6 +154,16 @@ describe('fault handler', function()
     d:close()
   end)
 
+  it('adds latency in front of an asynchronous inner handler', function()
+    local d = assert(dev { inner = 'slow', inner_options = { delay = 0.02 }, latency = 20 })
+    local t0 = C.tl_ffi_now_ns()
+    local r = assert(d:exec(T.read10(3, 2), { len = 2 * BLOCK }))
+    assert.equals(0, r.status)
+    assert.equals(('\51'):rep(2 * BLOCK), r.data)
+    assert.is_true(tonumber(C.tl_ffi_now_ns() - t0) / 1e6 >= 38)
+    d:close()
+  end)
+
   it('answers MEDIUM ERROR with the failing LBA for reads', function()
     local d = assert(dev { inner = 'ram',
       medium_errors = { { lba = 100, count = 8, kind = 'read' } } })
