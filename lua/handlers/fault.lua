@@ -356,6 +356,28 @@ end
 
 ---------------------------------------------------------------------------
 
+-- What the library offers follows the wrapper's table and dev.conf: say
+-- what the inner handler cannot do (no write: read-only) or promises
+-- (unmapped blocks read as zeros).
+local function adjust_conf(conf, inner)
+  if not inner.write then conf.read_only = true end
+  if inner.unmap_zeroes and conf.unmap_zeroes == nil then conf.unmap_zeroes = true end
+end
+
+local function same(a, b)
+  if type(a) ~= 'table' or type(b) ~= 'table' then return a == b end
+  for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
+-- A reload keeps the inner handler and its state: it must not change.
+local function check_same_inner(old, conf)
+  if conf.inner ~= old.inner_name or not same(conf.inner_options or {}, old.inner_options or {}) then
+    error(('inner handler or its options changed (%s): needs a restart'):format(old.inner_name))
+  end
+end
+
 local function open_inner(dev, conf)
   local name = conf.inner
   if name == 'fault' then return nil, 'a fault device cannot wrap itself' end
@@ -375,10 +397,9 @@ local function open_inner(dev, conf)
   end
   -- Faults must see every READ/WRITE: no C fast path underneath.
   C.tl_ffi_fast_disable(dev.ptr)
-  -- What the library advertises follows the wrapper's table and dev.conf.
-  if not inner.write then conf.read_only = true end
-  if inner.unmap_zeroes and conf.unmap_zeroes == nil then conf.unmap_zeroes = true end
-  return { inner = inner, inner_name = name, proxy = proxy, root = root }
+  adjust_conf(conf, inner)
+  return { inner = inner, inner_name = name, inner_options = conf.inner_options,
+    proxy = proxy, root = root }
 end
 
 local function close_inner(st)
@@ -417,10 +438,7 @@ return {
   -- A reload keeps the inner handler, its state and the commands held;
   -- the fault set is taken from the options again.
   migrate = function(dev, old, conf)
-    if conf.inner ~= old.inner_name then
-      error(('inner handler changed (%s -> %s): needs a restart'):format(
-        old.inner_name, tostring(conf.inner)))
-    end
+    check_same_inner(old, conf)
     local spec = {}
     for k in pairs(FAULT_SCHEMA) do spec[k] = conf[k] end
     assert(old.faults:set(spec))
@@ -428,6 +446,7 @@ return {
     old.control_timer, old.control_sig = nil, nil
     old.control_file = conf.control_file
     start_control(dev, old)
+    adjust_conf(conf, old.inner)
     return old
   end,
 

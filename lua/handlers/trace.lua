@@ -107,6 +107,28 @@ local function forward(name, missing)
   end
 end
 
+-- What the library offers follows the wrapper's table and dev.conf: say
+-- what the inner handler cannot do (no write: read-only) or promises
+-- (unmapped blocks read as zeros).
+local function adjust_conf(conf, inner)
+  if not inner.write then conf.read_only = true end
+  if inner.unmap_zeroes and conf.unmap_zeroes == nil then conf.unmap_zeroes = true end
+end
+
+local function same(a, b)
+  if type(a) ~= 'table' or type(b) ~= 'table' then return a == b end
+  for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
+-- A reload keeps the inner handler and its state: it must not change.
+local function check_same_inner(old, conf)
+  if conf.inner ~= old.inner_name or not same(conf.inner_options or {}, old.inner_options or {}) then
+    error(('inner handler or its options changed (%s): needs a restart'):format(old.inner_name))
+  end
+end
+
 return {
   description = 'wraps another handler and logs every command',
   schema = {
@@ -126,7 +148,8 @@ return {
     iconf, err = schema.validate(inner.schema or {}, conf.inner_options or {},
       ('inner %s'):format(name))
     if not iconf then return nil, err end
-    local st = { inner = inner, inner_name = name, sample = conf.sample,
+    local st = { inner = inner, inner_name = name, inner_options = conf.inner_options,
+      sample = conf.sample,
       seen = 0, name = dev.name }
     local ok
     ok, err = open_output(st, conf.file)
@@ -146,20 +169,17 @@ return {
       st.proxy.state = state
     end
     C.tl_ffi_fast_disable(dev.ptr)      -- every READ/WRITE through Lua
-    if not inner.write then conf.read_only = true end
-    if inner.unmap_zeroes and conf.unmap_zeroes == nil then conf.unmap_zeroes = true end
+    adjust_conf(conf, inner)
     return st
   end,
 
   -- A reload keeps the inner handler and its state; sample and file change.
   migrate = function(dev, old, conf)
-    if conf.inner ~= old.inner_name then
-      error(('inner handler changed (%s -> %s): needs a restart'):format(
-        old.inner_name, tostring(conf.inner)))
-    end
+    check_same_inner(old, conf)
     if conf.sample < 1 then error('option "sample": expected an integer >= 1') end
     if conf.file ~= old.file then assert(open_output(old, conf.file)) end
     old.sample = conf.sample
+    adjust_conf(conf, old.inner)
     return old
   end,
 

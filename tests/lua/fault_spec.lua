@@ -90,6 +90,10 @@ describe('fault handler', function()
   setup(function()
     probe_dir = tmpdir()
     write_file(probe_dir .. '/fault_probe.lua', PROBE)
+    write_file(probe_dir .. '/no_write.lua', [[
+local C = require('tl.abi').C
+return { read = function(dev, cmd, off, len, at) C.tl_ffi_fill(cmd, at, 7, len) end }
+]])
   end)
   teardown(function() os.execute('rm -rf ' .. probe_dir) end)
 
@@ -122,6 +126,21 @@ describe('fault handler', function()
     d, err = dev { inner = 'ram', medium_errors = { { lba = 1, kind = 'sideways' } } }
     assert.is_nil(d)
     assert.truthy(err:find('kind must be', 1, true), err)
+  end)
+
+  it("leaves CDBs to the inner handler's handle() first", function()
+    local d = assert(dev { inner = 'full_control', latency = 1 })
+    assert.equals(0x08, assert(d:exec('00 00 00 00 00 00')).status)   -- BUSY, from it
+    assert.equals(36, #assert(d:exec('12 00 00 00 24 00', { len = 36 })).data)
+    d:close()
+  end)
+
+  it('makes the device read-only when the inner handler cannot write', function()
+    local d = assert(dev { inner = 'no_write' })
+    assert.equals(('\7'):rep(BLOCK), assert(d:exec(T.read10(0, 1), { len = BLOCK })).data)
+    local r = assert(d:exec(T.write10(0, 1), { data = ('x'):rep(BLOCK) }))
+    assert.equals(DATA_PROTECT, r.sense_key)
+    d:close()
   end)
 
   it('wraps the file handler with the fast path off', function()

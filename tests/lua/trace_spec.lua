@@ -91,6 +91,15 @@ describe('trace handler', function()
     assert.truthy(err:find('sample', 1, true), err)
   end)
 
+  it('keeps the inner state across a reload', function()
+    local d = assert(dev { inner = 'ram' })
+    assert.equals(0, assert(d:exec(T.write10(5, 1), { data = ('k'):rep(BLOCK) })).status)
+    assert(d:reload())
+    assert.equals(('k'):rep(BLOCK), assert(d:exec(T.read10(5, 1), { len = BLOCK })).data)
+    d:close()
+    assert.equals(2, #lines_of(path))                -- one hook, not two
+  end)
+
   it('logs through the daemon log without a file', function()
     local d = assert(T.device { handler = 'trace', size = 1024 * 1024,
       handler_dirs = TEST_HANDLER_DIRS, config = { inner = 'null' } })
