@@ -407,8 +407,9 @@ function Q:inflate(hi, lo)
   local r = z.inflate(s, 4)  -- Z_FINISH
   local full = s.avail_out == 0
   z.inflateEnd(s)
-  -- Z_STREAM_END, or the output full (Z_OK / Z_BUF_ERROR with trailing bytes)
-  if not (r == 1 or (full and (r == 0 or r == -5))) then
+  -- A whole cluster must come out: Z_STREAM_END, or Z_BUF_ERROR / Z_OK
+  -- when the output filled up before the end marker.
+  if not (full and (r == 1 or r == 0 or r == -5)) then
     self.zout_key = nil
     return nil, ('corrupt compressed cluster at %d (zlib %d)'):format(off, r)
   end
@@ -629,12 +630,25 @@ function Q:ensure_l2(l1i)
   return new
 end
 
+-- Refuse to write over the header, the L1 table or the refcount table
+-- through a corrupt L1/L2 entry.
+function Q:check_meta(off, len, what)
+  local function hit(a, n) return off < a + n and a < off + len end
+  if hit(0, self.cs) or hit(self.l1_off, self.l1_size * 8)
+    or hit(self.rt_off, self.rt_clusters * self.cs) then
+    return nil, ('%s: corrupt image: %s at %d overlaps the header or a'
+      .. ' metadata table'):format(self.path, what, off)
+  end
+  return true
+end
+
 -- Point the L2 entry of vc at (hi, lo), written through.
 function Q:set_l2(vc, hi, lo)
   local l2off, err = self:ensure_l2(floor(vc / self.l2n))
   if not l2off then return nil, err end
   local l2
-  l2, err = self:l2_get(l2off)
+  l2, err = self:check_meta(l2off, self.cs, 'an L2 table')
+  if l2 then l2, err = self:l2_get(l2off) end
   if not l2 then return nil, err end
   local i = (vc % self.l2n) * 8
   put32(l2, i, hi); put32(l2, i + 4, lo)
@@ -652,6 +666,8 @@ function Q:write_cluster(cmd, at, vc, o, n, batch)
   local kind, host, hi, lo, copied = self:lookup(vc)
   if not kind then return nil, host end
   if kind == NORMAL and copied then      -- ours alone: in place
+    local ok, err = self:check_meta(host, cs, 'a data cluster')
+    if not ok then return nil, err end
     local put
     if cmd ~= nil then put = C.tl_ffi_pwrite(cmd, at, n, fd, host + o)
     else put = C.pwrite(fd, self.zeros, n, host + o) end

@@ -275,6 +275,28 @@ test_describe('qcow2 handler', function()
     assert.falsy(s:find('ERROR', 1, true), s)
   end)
 
+  it('does not write over metadata through a corrupt L2 entry', function()
+    if not have_qemu_io then return pending('no qemu-io') end
+    local img = dir .. '/x.qcow2'
+    assert(sh(('qemu-img create -f qcow2 %s %d'):format(img, SIZE)))
+    assert(sh(("qemu-io -c 'write -P 0x11 0 64k' %s"):format(img)))
+    local function be(s, o)
+      local v = 0
+      for i = o + 1, o + 8 do v = v * 256 + s:byte(i) end
+      return v
+    end
+    local l1_off = be(read_file(img, 40, 8), 0)
+    local l2_off = be(read_file(img, l1_off, 8), 0) % 2 ^ 56
+    -- L2[0] -> the L1 table, COPIED
+    write_file(img, l2_off, '\128\0' .. T.be(l1_off, 6))
+    local l1_before = read_file(img, l1_off, 512)
+    local d = assert(dev(img))
+    local r = assert(d:exec(T.write10(0, 1), { data = ('y'):rep(512) }))
+    assert.equals(2, r.status)
+    d:close()
+    assert.equals(l1_before, read_file(img, l1_off, 512))
+  end)
+
   it('refuses images it cannot handle, saying why', function()
     local img = dir .. '/r.qcow2'
     raw_file(img, SIZE)
