@@ -796,6 +796,34 @@ end
 
 function Q:flush() return sync(self) end
 
+-- Is virtual cluster vc deallocated (reads as zeros without holding
+-- anything)?  For GET LBA STATUS.  Unallocated with a backing file reads
+-- the backing file's data: mapped.
+function Q:deallocated(vc)
+  local kind = self:lookup(vc)
+  return kind == ZERO or (kind == UNALLOC and not self.backing)
+end
+
+-- Blocks from lba on with the same state, at most max_blocks: count, state
+-- (0 mapped, 1 deallocated).
+function Q:lba_status(bs, lba, max_blocks)
+  local cs = self.cs
+  if cs < bs then return max_blocks, 0 end  -- a block spans clusters
+  local off = lba * bs
+  local vc = floor(off / cs)
+  local dealloc = self:deallocated(vc)
+  local limit = off + max_blocks * bs
+  local last = vc
+  while (last + 1) * cs < limit and last - vc < 65536
+    and self:deallocated(last + 1) == dealloc do
+    last = last + 1
+  end
+  local stop = min((last + 1) * cs, limit)
+  local count = floor((stop - off) / bs)
+  if count < 1 then count = 1 end
+  return count, dealloc and 1 or 0
+end
+
 -- Open path as a qcow2 image, or (as a backing file) raw.
 open_image = function(path, opts)
   local flags = (opts.read_only and sys.O_RDONLY or sys.O_RDWR) + sys.O_CLOEXEC
@@ -871,6 +899,10 @@ return {
 
   flush = function(dev)
     if not dev.state.img:flush() then return nil, scsi.sense.WRITE_ERROR end
+  end,
+
+  lba_status = function(dev, lba, max_blocks)
+    return dev.state.img:lba_status(dev.info.block_size, lba, max_blocks)
   end,
 
   unmap = function(dev, cmd, offset, length)

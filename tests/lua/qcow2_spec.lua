@@ -240,6 +240,20 @@ test_describe('qcow2 handler', function()
     assert.equals(0, assert(d:exec(cdb, { data = param })).status)
     write_file(mirror, 100 * 512, ('\0'):rep(600 * 512))
     assert.equals(read_file(mirror, 0, 1 * MB), get(d, 0, 2048))
+    -- GET LBA STATUS: whole clusters 128..639 are deallocated
+    local function lba_status(lba)
+      local r = assert(d:exec('\158\18' .. T.be(lba, 8) .. T.be(24, 4) .. '\0\0', { len = 24 }))
+      assert.equals(0, r.status)
+      local function num(o, n)
+        local v = 0
+        for i = o + 1, o + n do v = v * 256 + r.data:byte(i) end
+        return v
+      end
+      return num(8, 8), num(16, 4), r.data:byte(21) % 16
+    end
+    assert.same({ 0, 128, 0 }, { lba_status(0) })
+    assert.same({ 128, 512, 1 }, { lba_status(128) })
+    assert.same({ 640, 1408, 0 }, { lba_status(640) })
     -- freed clusters are reused by the next allocation
     put(d, mirror, 4096, pattern(64 * KB, 22))
     d:close()
