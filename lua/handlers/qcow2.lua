@@ -326,6 +326,7 @@ end
 
 function Q:close()
   if self.backing then self.backing:close() end
+  if not self.read_only then C.fdatasync(self.fd) end
   C.close(self.fd)
 end
 
@@ -890,6 +891,8 @@ return {
   write = function(dev, cmd, offset, length, at)
     local img = dev.state.img
     if img.read_only then return nil, scsi.sense.WRITE_PROTECTED end
+    -- a device grown (resized) past the image: the L1 table ends there
+    if offset + length > img.size then return nil, scsi.sense.LBA_OUT_OF_RANGE end
     local ok, err = img:write(cmd, at, offset, length)
     if not ok then
       dev:log('err', 'qcow2 write at %d: %s', offset, tostring(err))
@@ -908,7 +911,8 @@ return {
   unmap = function(dev, cmd, offset, length)
     local img = dev.state.img
     if img.read_only then return nil, scsi.sense.WRITE_PROTECTED end
-    local ok, err = img:discard(offset, length)
+    if offset >= img.size then return end
+    local ok, err = img:discard(offset, min(length, img.size - offset))
     if not ok then
       dev:log('err', 'qcow2 unmap at %d: %s', offset, tostring(err))
       return nil, fail_for(err, scsi.sense.MEDIUM_ERROR)

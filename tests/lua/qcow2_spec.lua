@@ -311,6 +311,20 @@ test_describe('qcow2 handler', function()
     assert.equals(l1_before, read_file(img, l1_off, 512))
   end)
 
+  it('never writes past the image size when the device grows', function()
+    local img = dir .. '/s.qcow2'
+    assert(sh(('qemu-img create -f qcow2 %s %d'):format(img, SIZE)))
+    local d = assert(dev(img))
+    assert.equals(0, d:resize(SIZE * 2))
+    d:exec(T.read10(0, 1), { len = 512 })                      -- the unit attention
+    local r = assert(d:exec(T.write10(SIZE / 512, 1), { data = ('w'):rep(512) }))
+    assert.equals(2, r.status)
+    assert.equals(0x5, r.sense_key)
+    assert.equals(('\0'):rep(512), get(d, SIZE / 512 + 5, 1))
+    d:close()
+    assert_clean(img)
+  end)
+
   it('refuses images it cannot handle, saying why', function()
     local img = dir .. '/r.qcow2'
     raw_file(img, SIZE)
