@@ -184,7 +184,7 @@ H[0x12] = function(dev, cmd, st, s)
 		put_ascii(p, 16, s.product, 16)
 		put_ascii(p, 32, s.revision, 4)
 		put16(p, 58, 0x00A0)	-- SAM-5
-		put16(p, 60, 0x0460)	-- SPC-4
+		put16(p, 60, 0x0300)	-- SPC-3
 		put16(p, 62, 0x05E0)	-- MMC-6
 		return reply(dev, cmd, p, STD_LEN, alloc)
 	end
