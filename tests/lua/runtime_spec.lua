@@ -133,6 +133,23 @@ describe('handler errors', function()
   end)
 end)
 
+describe('errors a handler returns', function()
+  it('carry the INFORMATION field into the sense data', function()
+    local d = assert(dev('bad_lba'))
+    for _, r in ipairs {
+      assert(d:exec(T.read10(5, 1), { len = 512 })),
+      assert(d:exec(T.write10(5, 1), { data = ('w'):rep(512) })),
+    } do
+      assert.equals(2, r.status)
+      assert.equals(0x03, r.sense_key)
+      assert.equals(0xf0, r.sense:byte(1))        -- VALID, fixed format
+      assert.equals(1234, r.sense:byte(4) * 256 * 256 * 256 + r.sense:byte(5) * 65536
+        + r.sense:byte(6) * 256 + r.sense:byte(7))
+    end
+    d:close()
+  end)
+end)
+
 describe('asynchronous completion', function()
   it('completes commands later from a timer on the worker loop', function()
     local d = assert(dev('slow', { config = { delay = 0.02 } }))

@@ -58,16 +58,16 @@ local function read_blocks(dev, cmd, s, lba, n, tl_byte, protect)
 		return invalid_cdb(dev, cmd, tl_byte)
 	end
 	cmd.read_len = len
-	local r, e = s.h_read(dev, cmd, lba * bs, len, 0)
+	local r, e, where = s.h_read(dev, cmd, lba * bs, len, 0)
 	if r == PENDING then return end
-	if e ~= nil or (r ~= true and r ~= nil) then return fail(dev, cmd, e or r) end
+	if e ~= nil or (r ~= true and r ~= nil) then return fail(dev, cmd, e or r, where) end
 	return good(dev, cmd)
 end
 
 -- A WRITE's handler call finished: count it, let a waiting COMPARE AND
 -- WRITE start, and flush when the data must be on the medium (FUA, or the
 -- write cache is disabled: WCE=0).
-local function write_done(dev, cmd, flush, sd)
+local function write_done(dev, cmd, flush, sd, where)
 	local s = dev.scsi
 	s.wpending = s.wpending - 1
 	if s.wpending == 0 and s.xwait ~= nil then
@@ -75,7 +75,7 @@ local function write_done(dev, cmd, flush, sd)
 		s.xwait = nil
 		w(dev, s.xowner, s)
 	end
-	if sd ~= nil then return fail(dev, cmd, sd) end
+	if sd ~= nil then return fail(dev, cmd, sd, where) end
 	if flush then return run(dev, cmd, nil, finish, s.h_flush, cmd) end
 	return good(dev, cmd)
 end
@@ -105,11 +105,11 @@ local function write_blocks(dev, cmd, s, lba, n, tl_byte, protect)
 	s.wpending = s.wpending + 1
 	s.cont[id] = write_done
 	s.ctx[id] = flush
-	local r, e = s.h_write(dev, cmd, lba * bs, len, 0)
+	local r, e, where = s.h_write(dev, cmd, lba * bs, len, 0)
 	if r == PENDING then return end
 	s.cont[id] = nil
 	s.ctx[id] = nil
-	return write_done(dev, cmd, flush, outcome(r, e))
+	return write_done(dev, cmd, flush, outcome(r, e), where)
 end
 
 -- READ(6)/WRITE(6): a 21-bit LBA; TRANSFER LENGTH 0 means 256 blocks.

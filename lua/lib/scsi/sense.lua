@@ -43,6 +43,7 @@ def('ABORTED_COMMAND', 0xB, 0x00, 0x00)
 def('LUN_COMM_FAILURE', 0x4, 0x08, 0x00)	-- LOGICAL UNIT COMMUNICATION FAILURE
 def('BUSY', 0, 0, 0, 0x08)			-- status BUSY, no sense
 def('TASK_SET_FULL', 0, 0, 0, 0x28)		-- status TASK SET FULL, no sense
+def('TASK_ABORTED', 0, 0, 0, 0x40)		-- status TASK ABORTED (after a TMR), no sense
 
 -- Errors the library itself reports.
 def('INVALID_OPCODE', 0x5, 0x20, 0x00)		-- INVALID COMMAND OPERATION CODE
