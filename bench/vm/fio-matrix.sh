@@ -17,7 +17,6 @@ RUNTIME=${TL_BENCH_RUNTIME:-8}
 SIZE=$(( ${TL_BENCH_SIZE_MB:-256} << 20 ))
 TARGETS=${TL_BENCH_TARGETS:-"fileio rd_mcp rd_nullio file_fast file_fast_poll lua_ram lua_ram_poll lua_file runner_file"}
 OUT=$TL_OUT/results.tsv
-DAEMON_LOG=$TL_OUT/daemon.log
 IMG=/tmp/bench.img
 MAX_SECTORS=2048	# 1 MiB commands: large I/O is not split
 
@@ -60,7 +59,10 @@ lun() {
 unlun() { tl_loop_remove "$LUN_WWN"; }
 
 daemon_start() { # [POLL_US]
-	TCMU_LUA_POLL_US=${1:-0} "$TL_BUILD_DIR/tcmu-lua" daemon >>"$DAEMON_LOG" 2>&1 &
+	printf 'daemon:\n  poll_us: %s\n  control_socket: /run/tcmu-lua.sock\n' \
+		"${1:-0}" >/tmp/bench.yaml
+	DAEMON_LOG=$TL_OUT/daemon-$CUR.log
+	"$TL_BUILD_DIR/tcmu-lua" daemon -c /tmp/bench.yaml >"$DAEMON_LOG" 2>&1 &
 	DPID=$!
 	tl_wait 60 grep -q ' ready' "$DAEMON_LOG"
 }
@@ -84,6 +86,7 @@ user_target() {
 
 one() { # target
 	local t=$1 bs=
+	CUR=$t
 	case $t in
 	fileio)
 		bs=$(tl_fileio_create bench "$IMG" "$SIZE" fd_buffered_io=1) ;;
@@ -97,9 +100,9 @@ one() { # target
 	file_fast)
 		daemon_start && bs=$(user_target bench "file/$IMG") ;;
 	file_fast_poll)
-		daemon_start "${TL_BENCH_POLL_US:-100}" && bs=$(user_target bench "file/$IMG") ;;
+		daemon_start "${TL_BENCH_POLL_US:-20000}" && bs=$(user_target bench "file/$IMG") ;;
 	lua_ram_poll)
-		daemon_start "${TL_BENCH_POLL_US:-100}" && bs=$(user_target bench "ram/") ;;
+		daemon_start "${TL_BENCH_POLL_US:-20000}" && bs=$(user_target bench "ram/") ;;
 	lua_ram)
 		daemon_start && bs=$(user_target bench "ram/") ;;
 	lua_file)
