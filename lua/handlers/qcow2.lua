@@ -317,6 +317,7 @@ function Q.open(path, fd, opts)
   -- Autoclear features we do not maintain must be cleared when we write.
   if not self.read_only and self.version == 3 and self.autoclear ~= 0 then
     if not pwrite_full(fd, self.zeros, 8, 88) or C.fdatasync(fd) ~= 0 then
+      if self.backing then self.backing:close() end
       return nil, ('%s: cannot clear autoclear features: %s'):format(path, errno_msg())
     end
     self.autoclear = 0

@@ -311,6 +311,51 @@ test_describe('qcow2 handler', function()
     assert.equals(l1_before, read_file(img, l1_off, 512))
   end)
 
+  for _, case in ipairs {
+    { name = '64 KiB clusters', opt = '', base = false },
+    { name = '512-byte clusters, 8-bit refcounts, over a base', opt = '-o cluster_size=512,refcount_bits=8', base = true },
+    { name = 'v2 over a base', opt = '-o compat=0.10,cluster_size=4096', base = true },
+  } do
+    it('survives random writes and unmaps (' .. case.name .. ')', function()
+      local size = 1 * MB
+      local img, mirror, back = dir .. '/r.qcow2', dir .. '/m.raw', dir .. '/b.raw'
+      raw_file(mirror, size)
+      local bopt = ''
+      if case.base then
+        write_file(mirror, 0, pattern(size, 50))
+        assert(sh(('qemu-img convert -O qcow2 %s %s/base.qcow2'):format(mirror, dir)))
+        bopt = '-b base.qcow2 -F qcow2'
+      end
+      assert(sh(('cd %s && qemu-img create -f qcow2 %s %s r.qcow2 %d'):format(dir, case.opt, bopt, size)))
+      local d = assert(dev(img, nil, size))
+      local seed = 12345
+      local function rnd(n)                                     -- deterministic
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        return seed % n
+      end
+      local blocks = size / 512
+      for i = 1, 150 do
+        local op = rnd(10)
+        local n = 1 + rnd(op >= 6 and op < 8 and 300 or 48)    -- UNMAP: whole clusters too
+        local lba = rnd(blocks - n + 1)
+        if op < 6 then
+          put(d, mirror, lba, pattern(n * 512, 100 + i))
+        elseif op < 8 then
+          local cdb, param = unmap_cdb(lba, n)
+          assert.equals(0, assert(d:exec(cdb, { data = param })).status)
+          write_file(mirror, lba * 512, ('\0'):rep(n * 512))
+        else
+          assert.equals(read_file(mirror, lba * 512, n * 512), get(d, lba, n))
+        end
+      end
+      assert.equals(read_file(mirror), get(d, 0, blocks))
+      d:close()
+      assert_clean(img)
+      to_raw(img, back)
+      assert.is_true(same_file(mirror, back))
+    end)
+  end
+
   it('never writes past the image size when the device grows', function()
     local img = dir .. '/s.qcow2'
     assert(sh(('qemu-img create -f qcow2 %s %d'):format(img, SIZE)))
