@@ -16,7 +16,7 @@
 --   PREVENT ALLOW MEDIUM REMOVAL, GET CONFIGURATION, READ TOC/PMA/ATIP
 --   (formats 0 and 1), READ DISC INFORMATION, READ TRACK INFORMATION,
 --   GET EVENT STATUS NOTIFICATION (polled, media class), MECHANISM STATUS,
---   MODE SENSE(10) / MODE SELECT(10) (pages 0x01, 0x2A, 0x3F),
+--   MODE SENSE(10)/(6), MODE SELECT(10)/(6) (pages 0x01, 0x2A, 0x3F),
 --   READ DISC STRUCTURE (DVD: formats 0x00, 0x01, 0xFF).
 -- Writes (WRITE(6/10/12/16), WRITE AND VERIFY, WRITE SAME, ...) end in
 -- DATA PROTECT / WRITE PROTECTED with a medium in, NOT READY / MEDIUM NOT
@@ -464,29 +464,38 @@ local function page_2a(p, n, pc, st, s)
 	put16(p, n + 14, 176 * 24)		-- current read speed (obsolete)
 	return n + 30
 end
-H[0x5A] = function(dev, cmd, st, s)
+-- ten: MODE SENSE(10) (8-byte header) or MODE SENSE(6) (4-byte header).
+-- MMC-6 names only the 10-byte command, but Linux sr asks for page 0x2A
+-- with MODE SENSE(6) first (and calls the drive "scsi-1" without it).
+local function mode_sense(dev, cmd, st, s, ten)
 	local cdb = cmd.cdb
-	local pc, page, sub, alloc = rshift(cdb[2], 6), band(cdb[2], 0x3F), cdb[3], u16(cdb, 7)
+	local pc, page, sub = rshift(cdb[2], 6), band(cdb[2], 0x3F), cdb[3]
+	local alloc = ten and u16(cdb, 7) or cdb[4]
 	if pc == 3 then return fail(dev, cmd, sense.SAVING_NOT_SUPPORTED) end
 	if sub ~= 0 and not (page == 0x3F and sub == 0xFF) then return invalid_cdb(dev, cmd, 3) end
 	if page ~= 0x01 and page ~= 0x2A and page ~= 0x3F then return invalid_cdb(dev, cmd, 2, 5) end
 	local p = s.buf
-	ffi.fill(p, 8, 0)
-	local n = 8			-- mode parameter header(10), no block descriptors
+	local n = ten and 8 or 4	-- the mode parameter header; no block descriptors
+	ffi.fill(p, n, 0)
 	if page == 0x01 or page == 0x3F then
 		ffi.fill(p + n, 12, 0); n = page_01(p, n, pc)
 	end
 	if page == 0x2A or page == 0x3F then n = page_2a(p, n, pc, st, s) end
-	put16(p, 0, n - 2)
+	if ten then put16(p, 0, n - 2) else p[0] = n - 1 end
 	return reply(dev, cmd, p, n, alloc)
 end
+H[0x5A] = function(dev, cmd, st, s) return mode_sense(dev, cmd, st, s, true) end
+H[0x1A] = function(dev, cmd, st, s) return mode_sense(dev, cmd, st, s, false) end
 
--- MODE SELECT(10): nothing is changeable; an empty list (or a bare header)
--- is accepted, any page refused.
+-- MODE SELECT(10) and (6): nothing is changeable; an empty list (or a bare
+-- header) is accepted, any page refused.
 H[0x55] = function(dev, cmd, st, s)
-	local len = u16(cmd.cdb, 7)
-	if len <= 8 then return good(dev, cmd) end
+	if u16(cmd.cdb, 7) <= 8 then return good(dev, cmd) end
 	return core.invalid_param(dev, cmd, 8)
+end
+H[0x15] = function(dev, cmd, st, s)
+	if cmd.cdb[4] <= 4 then return good(dev, cmd) end
+	return core.invalid_param(dev, cmd, 4)
 end
 
 -- READ DISC STRUCTURE (MMC-6 6.24), DVD only: 0x00 physical format

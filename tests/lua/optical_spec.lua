@@ -139,7 +139,8 @@ describe('optical handler', function()
     end)
 
     it('answers unknown opcodes with INVALID COMMAND OPERATION CODE', function()
-      check(d:exec('1a 00 3f 00 ff 00', { len = 255 }), 5, 0x20)   -- MODE SENSE(6)
+      check(d:exec('2f 00 00 00 00 00 00 00 01 00'), 5, 0x20)   -- VERIFY(10)
+      check(d:exec('35 00 00 00 00 00 00 00 00 00'), 5, 0x20)   -- SYNCHRONIZE CACHE
       check(d:exec(T.read16(0, 1), { len = 2048 }), 5, 0x20)
       check(d:exec('9e 10 00 00 00 00 00 00 00 00 00 00 00 20 00 00', { len = 32 }), 5, 0x20)
     end)
@@ -276,6 +277,21 @@ describe('optical handler', function()
       r = d:exec(mode_sense10(0, 0x2A, 10), { len = 255 })
       ok(r); assert.equals(10, #r.data)
       ok(d:exec('55 10 00 00 00 00 00 00 00 00'))
+      check(d:exec('55 10 00 00 00 00 00 00 14 00', { data = ('\0'):rep(20) }), 5, 0x26)
+    end)
+
+    it('answers MODE SENSE(6) too (Linux sr asks with it first)', function()
+      local r = d:exec('1a 00 2a 00 80 00', { len = 128 })
+      ok(r)
+      assert.equals(#r.data - 1, byte(r.data, 0))
+      assert.equals(0, byte(r.data, 3))        -- no block descriptors
+      assert.equals(0x2A, byte(r.data, 4))
+      assert.equals(0x08, bit.band(byte(r.data, 6), 0x08))   -- DVD-ROM read
+      r = d:exec('1a 00 3f 00 ff 00', { len = 255 })
+      ok(r); assert.equals(4 + 12 + 30, #r.data)
+      check(d:exec('1a 00 c0 00 ff 00', { len = 255 }), 5, 0x39)
+      check(d:exec('1a 00 1c 00 ff 00', { len = 255 }), 5, 0x24)
+      ok(d:exec('15 10 00 00 00 00'))
     end)
 
     it('refuses READ DISC STRUCTURE on a CD', function()
