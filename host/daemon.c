@@ -819,7 +819,7 @@ static void settings_needing_restart(struct daemon *dm, struct tl_config *nc)
 static unsigned int plan_devices(struct daemon *dm, struct tl_config *nc,
 				 char *err, size_t errlen, int *rc)
 {
-	const struct tl_config *oc = dm->cfg;
+	struct tl_config *oc = dm->cfg;
 	struct reload_plan *p = &dm->plan;
 	char rerr[1024];
 	unsigned int i, work = 0;
@@ -842,12 +842,15 @@ static unsigned int plan_devices(struct daemon *dm, struct tl_config *nc,
 			p->ngone++;
 	}
 	for (i = 0; i < nc->n_devices; i++) {
-		const struct cfg_device *d = &nc->devices[i], *o;
+		struct cfg_device *d = &nc->devices[i], *o = NULL;
 		struct ddev *e;
 		unsigned int oi;
 
-		o = tl_config_find(oc, d->name);
-		oi = o ? (unsigned int)(o - oc->devices) : 0;
+		for (oi = 0; oi < oc->n_devices; oi++)
+			if (!strcmp(oc->devices[oi].name, d->name)) {
+				o = &oc->devices[oi];
+				break;
+			}
 		if (!o || dm->missing[oi]) {
 			p->act[i] = ACT_CREATE;
 		} else if (needs_recreate(o, d)) {
@@ -871,6 +874,10 @@ static unsigned int plan_devices(struct daemon *dm, struct tl_config *nc,
 						    rerr, sizeof(rerr))) {
 				tl_err("reload: %s: new options refused, keeping the old ones: %s",
 				       d->name, rerr);
+				/* What runs is what the next reload compares. */
+				SWAP(d->options, o->options);
+				memcpy(d->cfgstring, o->cfgstring,
+				       sizeof(d->cfgstring));
 				if (!*rc)
 					snprintf(err, errlen, "%s:%d: %s: %s",
 						 nc->path, d->line, d->name,
@@ -898,10 +905,6 @@ static int daemon_reload(struct daemon *dm, char *err, size_t errlen)
 		snprintf(err, errlen, "the daemon is stopping");
 		return -1;
 	}
-	if (dm->job != JOB_NONE) {
-		snprintf(err, errlen, "devices are still being changed (start-up or the last reload): try again");
-		return -1;
-	}
 	if (dm->cfg->path) {
 		nc = tl_config_load(dm->cfg->path, err, errlen);
 		if (!nc) {
@@ -909,6 +912,15 @@ static int daemon_reload(struct daemon *dm, char *err, size_t errlen)
 			       err);
 			return -1;
 		}
+	}
+	if (dm->job != JOB_NONE) {
+		/* The file is good: apply it once the devices are done. */
+		tl_info("reload: queued behind the device changes under way");
+		dm->reload_pending = true;
+		tl_config_free(nc);
+		return 0;
+	}
+	if (nc) {
 		if (nc->log_level != dm->cfg->log_level) {
 			tl_log_threshold = nc->log_level;
 			tl_info("reload: log level %s",
