@@ -75,7 +75,12 @@ local function pread_full(fd, buf, len, off)
   return got
 end
 
+-- Specs only (crash simulation): called before each metadata write and
+-- each fdatasync, in the spec's own Lua state (see _internals below).
+local hook = nil
+
 local function pwrite_full(fd, buf, len, off)
+  if hook then hook('write', fd, buf, len, off) end
   local put = C.pwrite(fd, buf, len, off)
   if put ~= len then return nil, put < 0 and errno_msg() or 'short write' end
   return true
@@ -126,7 +131,7 @@ function Raw:close() C.close(self.fd) end
 local Q = {}
 Q.__index = Q
 
-local open_image
+local open_image, sync
 
 -- Parse and check the header; fills self.  Returns true or nil, err.
 local function parse_header(self, h, hlen)
@@ -316,7 +321,7 @@ function Q.open(path, fd, opts)
   end
   -- Autoclear features we do not maintain must be cleared when we write.
   if not self.read_only and self.version == 3 and self.autoclear ~= 0 then
-    if not pwrite_full(fd, self.zeros, 8, 88) or C.fdatasync(fd) ~= 0 then
+    if not pwrite_full(fd, self.zeros, 8, 88) or not sync(self) then
       if self.backing then self.backing:close() end
       return nil, ('%s: cannot clear autoclear features: %s'):format(path, errno_msg())
     end
@@ -327,7 +332,7 @@ end
 
 function Q:close()
   if self.backing then self.backing:close() end
-  if not self.read_only then C.fdatasync(self.fd) end
+  if not self.read_only then sync(self) end
   C.close(self.fd)
 end
 
@@ -564,7 +569,7 @@ function Q:alloc()
     local buf = ffi.new('uint8_t[?]', cs)
     self:rc_set(buf, c % rbe, 1)
     local ok, err = pwrite_full(self.fd, buf, cs, c * cs)
-    if ok and C.fdatasync(self.fd) ~= 0 then ok, err = nil, errno_msg() end
+    if ok then ok, err = sync(self) end
     if not ok then return nil, err end
     put64(self.rt, t * 8, c * cs)
     ok, err = pwrite_full(self.fd, self.rt + t * 8, 8, self.rt_off + t * 8)
@@ -604,7 +609,8 @@ function Q:release(kind, host, hi, lo)
   return true
 end
 
-local function sync(self)
+sync = function(self)
+  if hook then hook('sync', self.fd) end
   if C.fdatasync(self.fd) ~= 0 then return nil, errno_msg() end
   return true
 end
@@ -904,6 +910,10 @@ return {
   flush = function(dev)
     if not dev.state.img:flush() then return nil, scsi.sense.WRITE_ERROR end
   end,
+
+  -- for specs that drive images without a device (crash simulation)
+  _internals = { open = function(path, opts) return open_image(path, opts) end,
+    set_hook = function(h) hook = h end },
 
   lba_status = function(dev, lba, max_blocks)
     return dev.state.img:lba_status(dev.info.block_size, lba, max_blocks)
