@@ -22,7 +22,7 @@
 . "${TL_VM_DIR:-$(dirname "$0")}/guest-lib.sh"
 
 [ "${TL_IN_VM:-0}" = 1 ] || { echo "e2e_optical.sh runs inside the VM: use run-vm.sh" >&2; exit 2; }
-tl_need_cmd modprobe sg_inq sg_start sg_turs sg_prevent blockdev cmp mount
+tl_need_cmd modprobe sg_inq sg_start sg_turs sg_prevent sg_get_config blockdev cmp mount mountpoint
 
 read -ra DAEMON <<<"${TL_DAEMON:-$TL_BUILD_DIR/tcmu-lua daemon}"
 TCMU_LUA=${DAEMON[0]%/*}/tcmu-lua
@@ -159,6 +159,15 @@ check "sg_inq: peripheral device type 5" grep -q 'PDT=5' <<<"$INQ"
 check "sg_inq: removable (RMB=1)" grep -q 'RMB=1' <<<"$INQ"
 check_eq "sysfs type 5" 5 "$(cat /sys/class/scsi_device/"$ADDR"/device/type)"
 check_eq "capacity is the image" "$ISO_SIZE" "$(blockdev --getsize64 "$SR")"
+check "GET CONFIGURATION: current profile CD-ROM" \
+    sh -c "sg_get_config -c '$SG' 2>&1 | grep -qi 'current profile: CD-ROM'"
+check "the kernel read the capabilities page (scsi3-mmc, not scsi-1)" \
+    sh -c "dmesg | grep -q 'scsi3-mmc drive'"
+INFO=$(cat /proc/sys/dev/cdrom/info 2>&1)
+check "cdrom info: can read DVD (mode page 0x2A)" grep -Eq 'Can read DVD:[[:space:]]+1' <<<"$INFO"
+check "cdrom info: cannot write CD-R" grep -Eq 'Can write CD-R:[[:space:]]+0' <<<"$INFO"
+check "cdrom info: can open tray" grep -Eq 'Can open tray:[[:space:]]+1' <<<"$INFO"
+check "blockdev --getro: read-only" test "$(blockdev --getro "$SR")" = 1
 
 # ---------------------------------------------------------------------------
 tl_section "mount"
