@@ -499,6 +499,29 @@ def cdb_seeds():
     s['raw_len_cdb'] = Cdb().cmd(bytes([0x28, 0, 0, 0, 0, 0]), C_IN, 512,
                                  raw_len=True)
     s['idle'] = Cdb().special(SP_IDLE, 5).cmd(cdb6(0x00))
+    # Multi-step commands in flight together on the asynchronous device:
+    # the exclusive lock queues them, writes overlapping a COMPARE AND
+    # WRITE wait, and the queue is run again when the owner ends.
+    caw = cdb16(0x89, 0, 700, 0)[:13] + bytes([2, 0, 0])
+    c = Cdb(dev=3).cmd(cdb10(0x2a, 0, 700, 0, 2), data=pattern(2 * blk))
+    c.cmd(caw, data=pattern(2 * blk) + pattern(2 * blk, 5), batch=True)
+    c.cmd(cdb10(0x2a, 0, 701, 0, 4), data=pattern(4 * blk, 6), batch=True)
+    c.cmd(cdb16(0x93, 0, 720, 64), data=pattern(blk, 2), batch=True)
+    c.cmd(caw, data=pattern(2 * blk, 5) + pattern(2 * blk), batch=True)
+    c.cmd(cdb10(0x42, 0, 0, 0, 24), data=unmap_param([(730, 8)]),
+          batch=True)
+    c.cmd(cdb10(0x2f, 0x02, 700, 0, 2), data=pattern(2 * blk), batch=True)
+    s['dev3_exclusive_queue'] = c.cmd(cdb10(0x28, 0, 700, 0, 32))
+    xp = xcopy_param(700, 800, 16)
+    c = Cdb(dev=3)
+    for i in range(3):
+        c.cmd(bytes([0x83, 0]) + bytes(8) + be(len(xp), 4) + bytes(2),
+              data=xp, batch=True)
+        c.cmd(cdb16(0x93, 0x08, 800 + 16 * i, 16), batch=True)
+        c.cmd(cdb10(0x2a, 0, 805, 0, 2), data=pattern(2 * blk, i),
+              batch=True)
+    s['dev3_exclusive_xcopy_ws'] = c.special(SP_ABORT, 0b100100100) \
+        .cmd(cdb6(0x00))
     out = {k: bytes(v.b) for k, v in s.items()}
     # The sequences again on the checking devices: 2 (fuzzram)
     # and 3 (fuzzram answering asynchronously, failing now and then).
