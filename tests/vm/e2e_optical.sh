@@ -15,7 +15,8 @@
 #     (autoclose off); sg_start --load: ready again, mount works;
 #  7. with autoclose on, mounting an ejected drive loads it (the kernel
 #     closes the tray with START STOP UNIT LoEj);
-#  8. SIGTERM: the daemon exits 0 and removes what it made.
+#  8. the same image as a DVD (media: dvd): profile DVD-ROM, mounts;
+#  9. SIGTERM: the daemon exits 0 and removes what it made.
 #
 # TL_DAEMON overrides the daemon command ("$TL_BUILD_DIR/tcmu-lua daemon").
 
@@ -32,6 +33,7 @@ ISO=/tmp/optical.iso
 SRC=/tmp/optical-src.bin
 MNT=/tmp/optical-mnt
 WWN=naa.5001405e2e0000cd
+WWN_DVD=naa.5001405e2e0000dd
 DPID=
 
 daemon_running() { [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; }
@@ -135,6 +137,15 @@ devices:
       media: cd
     exports:
       loop: {wwn: $WWN}
+  - name: e2e_dvd
+    handler: optical
+    size: $ISO_SIZE
+    block_size: 2048
+    options:
+      path: $ISO
+      media: dvd
+    exports:
+      loop: {wwn: $WWN_DVD}
 EOF
 
 if daemon_start; then
@@ -223,9 +234,25 @@ if [ -w /proc/sys/dev/cdrom/autoclose ]; then
 fi
 
 # ---------------------------------------------------------------------------
+tl_section "the same image as a DVD"
+if DVD=$(tl_loop_dev $WWN_DVD 0 60); then
+    pass "DVD drive $DVD appeared"
+    A=$(cat "$TL_CFS/loopback/$WWN_DVD/tpgt_1/address"):0
+    SGD=/dev/$(ls /sys/class/scsi_device/"$A"/device/scsi_generic | head -n1)
+    check "GET CONFIGURATION: current profile DVD-ROM" \
+        sh -c "sg_get_config -c '$SGD' 2>&1 | grep -qi 'current profile: DVD-ROM'"
+    if check "mount the DVD" mount -t iso9660 -o ro "$DVD" "$MNT"; then
+        check "file content on the DVD" cmp "$MNT/data.bin" "$SRC"
+        umount "$MNT"
+    fi
+else
+    fail "DVD drive appeared"
+fi
+
+# ---------------------------------------------------------------------------
 tl_section "shutdown"
 daemon_stop TERM
 check_eq "SIGTERM: daemon exits 0" 0 "$DSTATUS"
-check "loopback target removed" test ! -e "$TL_CFS/loopback/$WWN"
+check "loopback targets removed" test ! -e "$TL_CFS/loopback/$WWN" -a ! -e "$TL_CFS/loopback/$WWN_DVD"
 check "no handler errors logged" sh -c "! grep -q 'handler error' '$LOG'"
 tl_finish
