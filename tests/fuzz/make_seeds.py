@@ -443,6 +443,14 @@ def cdb_seeds():
     s['mode_select_dsense'] = Cdb().cmd(
         cdb6(0x15, 0x10, 0, 0, len(ctl_dsense)), data=ctl_dsense) \
         .cmd(cdb16(0x88, 0, 2**40, 1)).cmd(cdb6(0x12, 1, 0x42, 0, 64))
+    # Descriptor sense with an INFORMATION descriptor: miscompares.
+    s['dsense_miscompare'] = Cdb().cmd(
+        cdb6(0x15, 0x10, 0, 0, len(ctl_dsense)), data=ctl_dsense) \
+        .cmd(cdb10(0x2a, 0, 900, 0, 2), data=pattern(2 * blk)) \
+        .cmd(cdb16(0x89, 0, 900, 0)[:13] + bytes([2, 0, 0]),
+             data=pattern(2 * blk, 4) + pattern(2 * blk)) \
+        .cmd(cdb10(0x2f, 0x02, 900, 0, 2), data=pattern(2 * blk, 8)) \
+        .cmd(cdb16(0x88, 0, 2**40, 1)).cmd(cdb6(0x03, 1, 0, 0, 252))
     caching = bytes([0, 0, 0, 0]) + bytes([0x08, 18, 0x04]) + bytes(17)
     s['mode_select_wce'] = Cdb().cmd(
         cdb6(0x15, 0x10, 0, 0, len(caching)), data=caching) \

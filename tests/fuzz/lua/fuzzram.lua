@@ -16,7 +16,8 @@
 --                    COMPARE AND WRITE wait for writes in flight, which a
 --                    synchronous handler never reaches.
 --   fail_every = N   fail about one operation in N with MEDIUM ERROR (reads)
---                    or WRITE ERROR (writes, unmaps, flushes).
+--                    or WRITE ERROR (writes, unmaps, flushes); one failure in
+--                    four is BUSY or TASK SET FULL instead.
 -- The order and the failures depend only on the operations themselves, so
 -- an input replays the same way every time.
 local scsi = require 'scsi'
@@ -24,6 +25,7 @@ local ram = dofile(TL_LUA_DIR .. '/handlers/ram.lua')
 
 local PENDING = scsi.PENDING
 local READ_ERROR, WRITE_ERROR = scsi.sense.MEDIUM_ERROR, scsi.sense.WRITE_ERROR
+local BUSY, TASK_SET_FULL = scsi.sense.BUSY, scsi.sense.TASK_SET_FULL
 local floor = math.floor
 
 local h = {}
@@ -71,8 +73,15 @@ local function key(cmd, offset, length, salt)
   return (k * 2654435761) % 4294967296
 end
 
-local function failing(st, k)
-  return st.fail_every > 0 and floor(k / 256) % st.fail_every == 0
+-- The sense to fail with, or nil.
+local function failing(st, k, err)
+  if st.fail_every == 0 or floor(k / 256) % st.fail_every ~= 0 then
+    return nil
+  end
+  local kind = floor(k / 65536) % 8
+  if kind == 0 then return BUSY end
+  if kind == 1 then return TASK_SET_FULL end
+  return err
 end
 
 -- Finish everything queued, in key order; new work goes to a new queue.
@@ -92,7 +101,7 @@ end
 local function perform(dev, cmd, fn, err, offset, length, cmd_off)
   local st = dev.state
   local k = key(cmd, offset, length, #st.queue)
-  local sd = failing(st, k) and err or nil
+  local sd = failing(st, k, err)
   if not st.async or k % 5 == 0 then
     if sd then return nil, sd end
     return fn(dev, cmd, offset, length, cmd_off)
