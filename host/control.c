@@ -579,6 +579,7 @@ static void trace_rec_json(struct jbuf *b, const struct tl_trace_rec *r,
 	jb_close(b, '}');
 	jb_close(b, '}');
 	jb_raw(b, "\n");
+	b->need_comma = false;	/* the next record is a new JSON line */
 }
 
 static void trace_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)

@@ -227,6 +227,7 @@ static void test_trace(void)
 	CHECK(strstr(r, "\"cdb\":\"28 00 00 00 00 00 00 00 00 00\"") &&
 	      strstr(r, "\"status\":0") && strstr(r, "\"lat_ns\":1000"));
 	CHECK(read_line(fd, r, sizeof(r)) > 0);
+	CHECK(r[0] == '{');	/* each record is a JSON object of its own */
 	CHECK(strstr(r, "\"status\":2") && strstr(r, "\"sense_key\":5") &&
 	      strstr(r, "\"asc\":33"));
 

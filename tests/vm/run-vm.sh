@@ -184,8 +184,9 @@ add_share() {
     done
     SHARES+=("$d")
 }
+# The whole source tree: the daemon loads its Lua from there.
+add_share "$(dirname "$(dirname "$HERE")")"
 add_share "$(dirname "$SCRIPT")"
-add_share "$HERE"
 [ -z "$BUILD_DIR" ] || add_share "$BUILD_DIR"
 for d in "${EXTRA_RO[@]}"; do
     [ -d "$d" ] || { say "-r $d: not a directory"; exit 2; }
