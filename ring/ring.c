@@ -372,6 +372,9 @@ int ring_fetch(struct ring *r, struct ring_event *ev)
 			r->stats.pads++;
 			continue;
 		case TCMU_OP_CMD:
+			/* Its response could not be written inside it. */
+			if (len < sizeof(struct tcmu_cmd_entry))
+				return ring_break(r, "command entry too short");
 			return fetch_cmd(r, ent, len, ev);
 		case TCMU_OP_TMR:
 			fetch_tmr(r, ent, len, ev);
@@ -385,17 +388,27 @@ int ring_fetch(struct ring *r, struct ring_event *ev)
 	return 0;
 }
 
-/* Advance the tail over entries that are not commands (PAD, TMR, unknown). */
-static int skip_non_cmds(struct ring *r)
+/*
+ * Advance the tail over entries that are not commands (PAD, TMR, unknown).
+ * Returns 1 with the length of the command entry now at the tail, 0 when
+ * the tail reached the fetch point, -1 when the ring broke.  Headers are
+ * read again here, so they are checked again: an entry must still end at
+ * or before the fetch point, and a command must still hold a response.
+ */
+static int skip_non_cmds(struct ring *r, uint32_t *cmd_len)
 {
 	while (r->tail != r->fetch) {
 		uint32_t len_op = ld32(entry_at(r, r->tail));
 		uint32_t len = tcmu_hdr_get_len(len_op);
 
-		if (len < ENTRY_HDR || len > r->cmdr_size - r->tail)
+		if (len < ENTRY_HDR || len > ring_dist(r, r->tail, r->fetch))
 			return ring_break(r, "entry at tail changed length");
-		if (tcmu_hdr_get_op(len_op) == TCMU_OP_CMD)
+		if (tcmu_hdr_get_op(len_op) == TCMU_OP_CMD) {
+			if (len < sizeof(struct tcmu_cmd_entry))
+				return ring_break(r, "entry at tail changed length");
+			*cmd_len = len;
 			return 1;
+		}
 		r->tail = (r->tail + len) % r->cmdr_size;
 		r->tail_dirty = true;
 	}
@@ -420,14 +433,13 @@ int ring_complete(struct ring *r, struct tl_cmd *cmd)
 	 * still running.  That is fine, its CDB and iovecs were copied out
 	 * when it was fetched; the kernel matches the response by cmd_id.
 	 */
-	found = skip_non_cmds(r);
+	found = skip_non_cmds(r, &len);
 	if (found <= 0) {
 		if (found == 0)
 			ring_break(r, "completion without a command entry");
 		return -1;
 	}
 	ent = (struct tcmu_cmd_entry *)entry_at(r, r->tail);
-	len = tcmu_hdr_get_len(ld32((uint8_t *)ent));
 
 	ent->hdr.cmd_id = cmd->id;
 	if ((r->caps & TCMU_MAILBOX_FLAG_CAP_READ_LEN) &&
@@ -455,8 +467,10 @@ int ring_complete(struct ring *r, struct tl_cmd *cmd)
 
 bool ring_publish(struct ring *r)
 {
+	uint32_t len;
+
 	if (!r->broken)
-		skip_non_cmds(r);
+		skip_non_cmds(r, &len);
 	if (!r->tail_dirty)
 		return false;
 	__atomic_store_n(&r->mb->cmd_tail, r->tail, __ATOMIC_RELEASE);
