@@ -24,7 +24,6 @@
 [ "${TL_IN_VM:-0}" = 1 ] || { echo "e2e_basic.sh runs inside the VM: use run-vm.sh" >&2; exit 2; }
 tl_need_cmd modprobe sg_inq sg_readcap dd cmp blockdev fio mkfs.ext4 e2fsck
 
-read -ra DAEMON <<<"${TL_DAEMON:-$TL_BUILD_DIR/tcmu-lua daemon}"
 LOG=$TL_OUT/daemon.log
 CFG=/tmp/e2e.yaml
 IMG=/tmp/e2e-file.img
@@ -34,42 +33,16 @@ IQN=iqn.2003-01.org.linux-iscsi.tcmu-lua:e2e
 RAM_SIZE=$((64 << 20))
 FILE_SIZE=$((256 << 20))
 SOCK=/run/tcmu-lua-e2e.sock
-DPID=
 
 # --- the daemon -----------------------------------------------------------------
 
-daemon_running() { [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; }
 
-# daemon_start: start it and wait for "ready" in the lines it adds to the log.
-daemon_start() {
-    local from
-    from=$(($(wc -l <"$LOG" 2>/dev/null || echo 0) + 1))
-    "${DAEMON[@]}" -c "$CFG" >>"$LOG" 2>&1 &
-    DPID=$!
-    tl_wait 120 sh -c "tail -n +$from '$LOG' | grep -q ' ready' || ! kill -0 $DPID 2>/dev/null"
-    daemon_running && tail -n +"$from" "$LOG" | grep -q ' ready'
-}
 
-# daemon_stop [SIGNAL]: signal it and wait (60 s) for it to exit; its exit
-# status goes to DSTATUS ("none" if it was not running, "hung" if it did not
-# exit).  Not from a subshell: $DPID is this shell's child.
-daemon_stop() {
-    DSTATUS=none
-    daemon_running || return 1
-    kill -"${1:-TERM}" "$DPID"
-    if ! tl_wait 60 sh -c "! kill -0 $DPID 2>/dev/null"; then
-        DSTATUS=hung
-        return 1
-    fi
-    wait "$DPID"
-    DSTATUS=$?
-    DPID=
-}
 
 cleanup() {
-    if daemon_running; then
+    if tl_daemon_running; then
         tl_warn "daemon still running at exit: stopping it"
-        daemon_stop TERM
+        tl_daemon_stop TERM
     fi
     umount /tmp/e2e-mnt 2>/dev/null
     tl_log "daemon log: $LOG"
@@ -168,7 +141,7 @@ check "handler refuses at start: nothing left in configfs" \
 
 # ---------------------------------------------------------------------------
 tl_section "start from YAML"
-if daemon_start; then
+if tl_daemon_start; then
     pass "daemon starts and reports ready"
 else
     fail "daemon starts and reports ready"
@@ -283,7 +256,7 @@ if BS=$(tl_user_create ext1 ram/ $((32 << 20))) && WWN=$(tl_loop_create "$BS") &
 else
     fail "user_2/ext1 exported"
 fi
-if daemon_running; then pass "daemon still running"; else fail "daemon still running"; fi
+if tl_daemon_running; then pass "daemon still running"; else fail "daemon still running"; fi
 check "other devices still answer" roundtrip "$SD_RAM" 0 /tmp/e2e-pat
 
 # Refusals: the configfs write must fail at once, never hang.
@@ -310,7 +283,7 @@ kill -HUP "$DPID"
 check "SIGHUP with a broken file: error logged" \
     tl_wait 10 grep -q "reload: $CFG:1:11: devices\\[0\\]: handler is required (keeping" "$LOG"
 cp /tmp/e2e-good.yaml "$CFG"
-if daemon_running; then pass "daemon survives a bad reload"; else fail "daemon survives a bad reload"; fi
+if tl_daemon_running; then pass "daemon survives a bad reload"; else fail "daemon survives a bad reload"; fi
 
 # ---------------------------------------------------------------------------
 tl_section "SIGKILL and restart under I/O"
@@ -323,10 +296,10 @@ if kill -0 $FIO 2>/dev/null; then
 else
     fail "fio is writing when the daemon is killed (it finished too soon)"
 fi
-daemon_stop KILL
+tl_daemon_stop KILL
 check_eq "daemon killed" 137 "$DSTATUS"
 sleep 1
-if daemon_start; then
+if tl_daemon_start; then
     pass "daemon restarts and adopts the devices"
 else
     fail "daemon restarts and adopts the devices"
@@ -362,7 +335,7 @@ fi
 
 # ---------------------------------------------------------------------------
 tl_section "stop"
-daemon_stop TERM
+tl_daemon_stop TERM
 check_eq "SIGTERM: daemon exits 0" 0 "$DSTATUS"
 check "ram LUN gone" tl_wait 10 test ! -e "$SD_RAM"
 check "backstores removed" test ! -e "$TL_CFS/core/user_1"

@@ -25,7 +25,6 @@
 [ "${TL_IN_VM:-0}" = 1 ] || { echo "e2e_optical.sh runs inside the VM: use run-vm.sh" >&2; exit 2; }
 tl_need_cmd modprobe sg_inq sg_start sg_turs sg_prevent sg_get_config blockdev cmp mount mountpoint
 
-read -ra DAEMON <<<"${TL_DAEMON:-$TL_BUILD_DIR/tcmu-lua daemon}"
 TCMU_LUA=${DAEMON[0]%/*}/tcmu-lua
 LOG=$TL_OUT/daemon.log
 CFG=/tmp/optical.yaml
@@ -34,32 +33,12 @@ SRC=/tmp/optical-src.bin
 MNT=/tmp/optical-mnt
 WWN=naa.5001405e2e0000cd
 WWN_DVD=naa.5001405e2e0000dd
-DPID=
 
-daemon_running() { [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; }
-daemon_start() {
-    "${DAEMON[@]}" -c "$CFG" >>"$LOG" 2>&1 &
-    DPID=$!
-    tl_wait 120 sh -c "grep -q ' ready' '$LOG' || ! kill -0 $DPID 2>/dev/null"
-    daemon_running && grep -q ' ready' "$LOG"
-}
-daemon_stop() {
-    DSTATUS=none
-    daemon_running || return 1
-    kill -"${1:-TERM}" "$DPID"
-    if ! tl_wait 60 sh -c "! kill -0 $DPID 2>/dev/null"; then
-        DSTATUS=hung
-        return 1
-    fi
-    wait "$DPID"
-    DSTATUS=$?
-    DPID=
-}
 cleanup() {
     umount "$MNT" 2>/dev/null
-    if daemon_running; then
+    if tl_daemon_running; then
         tl_warn "daemon still running at exit: stopping it"
-        daemon_stop TERM
+        tl_daemon_stop TERM
     fi
     tl_log "daemon log: $LOG"
 }
@@ -148,7 +127,7 @@ devices:
       loop: {wwn: $WWN_DVD}
 EOF
 
-if daemon_start; then
+if tl_daemon_start; then
     pass "daemon starts and reports ready"
 else
     fail "daemon starts and reports ready"
@@ -251,7 +230,7 @@ fi
 
 # ---------------------------------------------------------------------------
 tl_section "shutdown"
-daemon_stop TERM
+tl_daemon_stop TERM
 check_eq "SIGTERM: daemon exits 0" 0 "$DSTATUS"
 check "loopback targets removed" test ! -e "$TL_CFS/loopback/$WWN" -a ! -e "$TL_CFS/loopback/$WWN_DVD"
 check "no handler errors logged" sh -c "! grep -q 'handler error' '$LOG'"

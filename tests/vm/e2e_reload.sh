@@ -23,7 +23,6 @@
 [ "${TL_IN_VM:-0}" = 1 ] || { echo "e2e_reload.sh runs inside the VM: use run-vm.sh" >&2; exit 2; }
 tl_need_cmd modprobe sg_inq blockdev fio dd cmp
 
-read -ra DAEMON <<<"${TL_DAEMON:-$TL_BUILD_DIR/tcmu-lua daemon}"
 CTL=("${DAEMON[0]%/*}/tcmu-lua" ctl -s /run/tcmu-lua-reload.sock)
 LOG=$TL_OUT/daemon.log
 CFG=/tmp/reload.yaml
@@ -34,39 +33,17 @@ WWN_A=naa.5001405a10ad000a
 WWN_B=naa.5001405a10ad000b
 WWN_C=naa.5001405a10ad000c
 U=$TL_CFS/core/user_1
-DPID=
 
 # --- the daemon (as in e2e_basic.sh) ----------------------------------------------
 
-daemon_running() { [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; }
 
-daemon_start() {
-    local from
-    from=$(($(wc -l <"$LOG" 2>/dev/null || echo 0) + 1))
-    "${DAEMON[@]}" -c "$CFG" >>"$LOG" 2>&1 &
-    DPID=$!
-    tl_wait 120 sh -c "tail -n +$from '$LOG' | grep -q ' ready' || ! kill -0 $DPID 2>/dev/null"
-    daemon_running && tail -n +"$from" "$LOG" | grep -q ' ready'
-}
 
-daemon_stop() {
-    DSTATUS=none
-    daemon_running || return 1
-    kill -"${1:-TERM}" "$DPID"
-    if ! tl_wait 90 sh -c "! kill -0 $DPID 2>/dev/null"; then
-        DSTATUS=hung
-        return 1
-    fi
-    wait "$DPID"
-    DSTATUS=$?
-    DPID=
-}
 
 cleanup() {
     [ -n "$FIOLOOP" ] && kill "$FIOLOOP" 2>/dev/null
-    if daemon_running; then
+    if tl_daemon_running; then
         tl_warn "daemon still running at exit: stopping it"
-        daemon_stop TERM
+        tl_daemon_stop TERM
     fi
     tl_log "daemon log: $LOG"
 }
@@ -244,7 +221,7 @@ DEV_B="  - name: rl_b
 echo "$DEV_B" | write_cfg
 
 tl_section "start"
-if daemon_start; then pass "daemon starts"; else
+if tl_daemon_start; then pass "daemon starts"; else
     fail "daemon starts"; tail -n 30 "$LOG"; tl_finish
 fi
 SD_HOT=$(tl_loop_dev $WWN_HOT 0 60) && pass "rl_hot is $SD_HOT" || fail "rl_hot appeared"
@@ -412,11 +389,11 @@ check "fio on rl_a: $(wc -l <"$TL_OUT/fio-a.status") passes, no error, no verify
 A_MAX=$(fio_max_lat a)
 tl_log "longest fio completion latency on rl_a during config reloads: ${A_MAX} usec"
 echo "$A_MAX" >"$TL_OUT/max-lat-a-usec"
-if daemon_running; then pass "daemon still running"; else fail "daemon still running"; fi
+if tl_daemon_running; then pass "daemon still running"; else fail "daemon still running"; fi
 
 # ---------------------------------------------------------------------------
 tl_section "stop"
-daemon_stop TERM
+tl_daemon_stop TERM
 check_eq "SIGTERM: daemon exits 0" 0 "$DSTATUS"
 check "backstores removed" test ! -e "$U"
 check "loop targets removed" sh -c "! ls $TL_CFS/loopback 2>/dev/null | grep -q naa"

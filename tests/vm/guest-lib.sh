@@ -342,3 +342,41 @@ tl_loop_remove() {
     rmdir "$w" || rc=1
     return $rc
 }
+
+# --- the daemon under test ----------------------------------------------------
+#
+# A script sets CFG (its YAML config) and LOG (where the daemon's output goes)
+# and may override the command with TL_DAEMON (default: "$TL_BUILD_DIR/tcmu-lua
+# daemon").  DPID is the running daemon's pid, DSTATUS its exit status after
+# tl_daemon_stop ("none" if it was not running, "hung" if it did not exit).
+
+read -ra DAEMON <<<"${TL_DAEMON:-${TL_BUILD_DIR:-.}/tcmu-lua daemon}"
+DPID=
+
+tl_daemon_running() { [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; }
+
+# tl_daemon_start [ARGS...]: start it on $CFG and wait (120 s) for "ready" in
+# the lines it adds to $LOG.  Fails if it exits first or never gets ready.
+tl_daemon_start() {
+    local from
+    from=$(($(wc -l <"$LOG" 2>/dev/null || echo 0) + 1))
+    "${DAEMON[@]}" -c "$CFG" "$@" >>"$LOG" 2>&1 &
+    DPID=$!
+    tl_wait 120 sh -c "tail -n +$from '$LOG' | grep -q ' ready' || ! kill -0 $DPID 2>/dev/null"
+    tl_daemon_running && tail -n +"$from" "$LOG" | grep -q ' ready'
+}
+
+# tl_daemon_stop [SIGNAL]: signal it (TERM) and wait (90 s) for it to exit.
+# Not from a subshell: $DPID is this shell's child.
+tl_daemon_stop() {
+    DSTATUS=none
+    tl_daemon_running || return 1
+    kill -"${1:-TERM}" "$DPID"
+    if ! tl_wait 90 sh -c "! kill -0 $DPID 2>/dev/null"; then
+        DSTATUS=hung
+        return 1
+    fi
+    wait "$DPID"
+    DSTATUS=$?
+    DPID=
+}
