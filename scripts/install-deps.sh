@@ -6,7 +6,8 @@ set -eu
 
 build="cmake gcc make pkg-config libc6-dev linux-libc-dev
   luajit libluajit-5.1-dev libnl-3-dev libnl-genl-3-dev libev-dev
-  libyaml-dev liburing-dev lua-busted lua-dkjson clang libclang-rt-14-dev"
+  libyaml-dev liburing-dev lua-busted lua-dkjson clang libclang-rt-14-dev
+  qemu-utils"
 vm="qemu-system-x86 linux-image-amd64 busybox-static kmod xz-utils
   fio sg3-utils e2fsprogs util-linux libiscsi-bin"
 
