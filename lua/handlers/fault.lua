@@ -469,6 +469,9 @@ return {
     if target then
       st.held[cmd_id] = nil
       st.stats.aborted = st.stats.aborted + 1
+      -- the point of a hang: say that the kernel's abort came back to us
+      log.info('%s: command %d (held by a hang) aborted by the kernel (TMR %d): TASK ABORTED',
+        dev.name, cmd_id, tmr_type)
       dev:done(target, TASK_ABORTED)
     end
     local d = st.delayed[cmd_id]
