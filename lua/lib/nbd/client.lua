@@ -537,23 +537,30 @@ connect_async = function(c, dev)
   step(dev)
 end
 
--- The device goes away: hang up.  Commands still in flight are the
--- core's to end.
+-- The device closes (removed, or reopened with new options): hang up.
+-- Commands still waiting for a reply fail, so none is left hanging.
 function Client:close(dev)
   self.closed = true
   stop_watchers(self, dev)
   if self.retry then dev:cancel(self.retry); self.retry = nil end
   abandon(self)
+  self.up = false
   if self.fd >= 0 then
-    -- NBD_CMD_DISC: a polite goodbye; a full socket just drops it
-    local h = ffi.new('uint8_t[28]')
-    put32(h, P.REQUEST_MAGIC)
-    put16(h + 6, P.CMD_DISC)
-    sock.send(self.fd, h, 28, SEND_FLAGS)
+    -- NBD_CMD_DISC, a polite goodbye, unless half a request is out (the
+    -- server would read it as part of that one); a full socket drops it
+    if self.qsent == 0 then
+      local h = ffi.new('uint8_t[28]')
+      put32(h, P.REQUEST_MAGIC)
+      put16(h + 6, P.CMD_DISC)
+      sock.send(self.fd, h, 28, SEND_FLAGS)
+    end
     sock.close(self.fd)
     self.fd = -1
   end
-  self.up = false
+  self.qhead, self.qlen, self.qsent = 0, 0, 0
+  for slot = 0, NSLOTS - 1 do
+    if self.s_used[slot] ~= 0 then part_done(self, dev, slot, ERR_LOST) end
+  end
 end
 
 M.NSLOTS, M.IOV_MAX = NSLOTS, IOV_MAX
