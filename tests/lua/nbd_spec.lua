@@ -432,6 +432,13 @@ describe('nbd handler', function()
       assert.equals(0, assert(d:exec(cdb, { data = param })).status)
       local r = assert(d:exec(T.read16(2048, 64), { len = 64 * BLOCK }))
       assert.equals(('\0'):rep(16 * BLOCK) .. data:sub(16 * BLOCK + 1), r.data)
+      -- WRITE SAME(16) of a non-zero block over 3 MiB: three requests from
+      -- the 1 MiB buffer that holds the block repeated
+      local blk = pattern(BLOCK, 11)
+      assert.equals(0, assert(d:exec('93 00' .. ' 00 00 00 00 00 00 30 00' .. ' 00 00 18 00 00 00',
+        { data = blk })).status)
+      r = assert(d:exec(T.read16(0x3000, 0x1800), { len = 3 * MB }))
+      assert.equals(blk:rep(0x1800), r.data)
       -- a transfer bigger than one part
       local big = pattern(4 * MB, 9)
       assert.equals(0, assert(d:exec(T.write16(8192, 8192), { data = big })).status)
