@@ -32,7 +32,7 @@ local recv, readv, sendmsg = sock.recv, sock.readv, sock.sendmsg
 local EAGAIN, EINTR = sock.EAGAIN, sock.EINTR
 local SEND_FLAGS = sock.MSG_NOSIGNAL + sock.MSG_DONTWAIT
 local now_c = C.tl_ffi_now_ns
-local function now_ns() return tonumber(now_c()) end
+local function now_ns() return tonumber(now_c()) end   -- handshake only
 
 local M = {}
 
@@ -82,7 +82,9 @@ function M.new(opts)
   c.s_type = ffi.new('uint8_t[?]', NSLOTS)
   c.s_src = ffi.new('uint8_t[?]', NSLOTS)
   c.s_used = ffi.new('uint8_t[?]', NSLOTS)       -- 1: queued or sent
-  c.s_t = ffi.new('uint64_t[?]', NSLOTS)
+  c.s_t = ffi.new('int32_t[?]', NSLOTS)        -- c.ticks when sent
+  c.ticks = 0                 -- seconds, counted by the 1 s timer: requests
+                              -- are stamped without a clock call
   c.free = ffi.new('int32_t[?]', NSLOTS)
   for i = 0, NSLOTS - 1 do
     c.free[i] = NSLOTS - 1 - i
@@ -272,7 +274,7 @@ function Client:submit(dev, cmd, ptype, flags, off, len, at, src, chunk)
   self.parts[key] = nparts
   self.perr[key] = 0
   self.ptype[key] = ptype
-  local t = now_ns()
+  local t = self.ticks
   for i = 0, nparts - 1 do
     local plen = min(chunk, len - i * chunk)
     if len == 0 then plen = 0 end
@@ -376,10 +378,13 @@ end
 -- Every second while connected: a request without a reply for longer
 -- than `timeout` means the server is stuck; start over.
 local function check_timeouts(c, dev)
+  c.ticks = c.ticks + 1
   if not c.up or c.timeout <= 0 then return end
-  local limit = now_ns() - c.timeout * 1e9
+  -- stamps are whole seconds: a request is given up between timeout and
+  -- timeout + 1 s after it was sent
+  local limit = c.ticks - c.timeout
   for slot = 0, NSLOTS - 1 do
-    if c.s_used[slot] ~= 0 and tonumber(c.s_t[slot]) < limit then
+    if c.s_used[slot] ~= 0 and c.s_t[slot] < limit then
       return lost(c, dev, ('no reply within %g s'):format(c.timeout))
     end
   end
