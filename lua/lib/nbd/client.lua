@@ -18,13 +18,11 @@
 -- connection runs as a coroutine resumed by fd watchers, so the worker
 -- never waits for the server.
 local ffi = require 'ffi'
-local bit = require 'bit'
 local scsi = require 'scsi'
 local sock = require 'nbd.sock'
 local P = require 'nbd.proto'
 local C = require('tl.abi').C
 
-local band = bit.band
 local min, floor = math.min, math.floor
 local PENDING = scsi.PENDING
 local put32, put64, put16, get32 = P.put32, P.put64, P.put16, P.get32
@@ -45,7 +43,6 @@ local NSLOTS = 1024           -- requests in flight per device
 local MAXIOV = 1024           -- UIO_MAXIOV
 local SRC_CMD, SRC_BUF = 0, 1 -- where a part's payload is: the command, a buffer
 local ERR_LOST = -1           -- part failed: connection lost
-local IOV_MAX = 2048          -- TL_IOV_MAX
 
 -- The sense for a failed part: the NBD error and what the part was doing.
 local function sense_for(err, ptype)
@@ -568,5 +565,5 @@ function Client:close(dev)
   end
 end
 
-M.NSLOTS, M.IOV_MAX = NSLOTS, IOV_MAX
+M.NSLOTS = NSLOTS
 return M
