@@ -88,54 +88,72 @@ static int nlerr_to_errno(int err)
 	}
 }
 
-static int rx_valid(struct nl_msg *msg, void *arg)
+int tl_nl_parse(const void *buf, size_t len, struct tl_nl_event *ev)
 {
-	struct tl_nl *nl = arg;
-	struct nlmsghdr *nlh = nlmsg_hdr(msg);
-	struct genlmsghdr *gh = nlmsg_data(nlh);
+	struct nlmsghdr *nlh = (struct nlmsghdr *)buf;
 	struct nlattr *tb[TCMU_ATTR_MAX + 1];
-	struct tl_nl_event ev = { 0 };
+	struct genlmsghdr *gh;
 	int rc;
 
+	memset(ev, 0, sizeof(*ev));
+	/* libnl trusts nlmsg_len: it must lie inside what arrived. */
+	if (len < NLMSG_HDRLEN || nlh->nlmsg_len < NLMSG_HDRLEN ||
+	    nlh->nlmsg_len > len) {
+		tl_err("netlink: truncated TCM-USER message");
+		return -ENOMSG;
+	}
 	rc = genlmsg_parse(nlh, 0, tb, TCMU_ATTR_MAX, tcmu_policy);
 	if (rc < 0) {
 		tl_err("netlink: malformed TCM-USER message: %s",
 		       nl_geterror(rc));
-		return NL_SKIP;
+		return -ENOMSG;
 	}
-	ev.cmd = gh->cmd;
-	if (ev.cmd != TCMU_CMD_ADDED_DEVICE &&
-	    ev.cmd != TCMU_CMD_REMOVED_DEVICE &&
-	    ev.cmd != TCMU_CMD_RECONFIG_DEVICE) {
-		tl_dbg("netlink: ignoring command %d", ev.cmd);
-		return NL_SKIP;
+	gh = nlmsg_data(nlh);
+	ev->cmd = gh->cmd;
+	if (ev->cmd != TCMU_CMD_ADDED_DEVICE &&
+	    ev->cmd != TCMU_CMD_REMOVED_DEVICE &&
+	    ev->cmd != TCMU_CMD_RECONFIG_DEVICE) {
+		tl_dbg("netlink: ignoring command %d", ev->cmd);
+		return -ENOMSG;
+	}
+	if (tb[TCMU_ATTR_DEVICE_ID]) {
+		ev->has_dev_id = true;
+		ev->dev_id = nla_get_u32(tb[TCMU_ATTR_DEVICE_ID]);
 	}
 	if (!tb[TCMU_ATTR_DEVICE] || !tb[TCMU_ATTR_MINOR]) {
 		tl_err("netlink: %s without device name or minor",
-		       tl_nl_cmd_name(ev.cmd));
-		/* We cannot name the device, but the kernel may still wait. */
-		if (tb[TCMU_ATTR_DEVICE_ID])
-			tl_nl_reply(nl, ev.cmd,
-				    nla_get_u32(tb[TCMU_ATTR_DEVICE_ID]),
-				    -EINVAL);
-		return NL_SKIP;
+		       tl_nl_cmd_name(ev->cmd));
+		return -EINVAL;
 	}
-	ev.device = nla_get_string(tb[TCMU_ATTR_DEVICE]);
-	ev.minor = nla_get_u32(tb[TCMU_ATTR_MINOR]);
-	if (tb[TCMU_ATTR_DEVICE_ID]) {
-		ev.has_dev_id = true;
-		ev.dev_id = nla_get_u32(tb[TCMU_ATTR_DEVICE_ID]);
-	}
+	ev->device = nla_get_string(tb[TCMU_ATTR_DEVICE]);
+	ev->minor = nla_get_u32(tb[TCMU_ATTR_MINOR]);
 	if (tb[TCMU_ATTR_DEV_CFG])
-		ev.dev_cfg = nla_get_string(tb[TCMU_ATTR_DEV_CFG]);
+		ev->dev_cfg = nla_get_string(tb[TCMU_ATTR_DEV_CFG]);
 	if (tb[TCMU_ATTR_DEV_SIZE]) {
-		ev.has_size = true;
-		ev.size = nla_get_u64(tb[TCMU_ATTR_DEV_SIZE]);
+		ev->has_size = true;
+		ev->size = nla_get_u64(tb[TCMU_ATTR_DEV_SIZE]);
 	}
 	if (tb[TCMU_ATTR_WRITECACHE]) {
-		ev.has_write_cache = true;
-		ev.write_cache = nla_get_u8(tb[TCMU_ATTR_WRITECACHE]);
+		ev->has_write_cache = true;
+		ev->write_cache = nla_get_u8(tb[TCMU_ATTR_WRITECACHE]);
 	}
+	return 0;
+}
+
+static int rx_valid(struct nl_msg *msg, void *arg)
+{
+	struct tl_nl *nl = arg;
+	struct nlmsghdr *nlh = nlmsg_hdr(msg);
+	struct tl_nl_event ev;
+	int rc;
+
+	rc = tl_nl_parse(nlh, nlh->nlmsg_len, &ev);
+	if (rc == -EINVAL && ev.has_dev_id) {
+		/* We cannot name the device, but the kernel may still wait. */
+		tl_nl_reply(nl, ev.cmd, ev.dev_id, -EINVAL);
+	}
+	if (rc)
+		return NL_SKIP;
 	tl_dbg("netlink: %s %s (uio%u, id %u)", tl_nl_cmd_name(ev.cmd),
 	       ev.device, ev.minor, ev.dev_id);
 	nl->fn(nl->arg, &ev);

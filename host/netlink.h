@@ -60,6 +60,15 @@ int tl_nl_set_features(struct tl_nl *nl, bool kern_cmd_reply);
  */
 int tl_nl_reply(struct tl_nl *nl, int cmd, uint32_t dev_id, int status);
 
+/*
+ * Read one TCM-USER message (len bytes at buf, nlmsghdr first) into ev;
+ * its strings point into buf.  Returns 0 for an event to serve, -ENOMSG
+ * for a message to drop (not an event, or malformed: logged), -EINVAL for
+ * an event that names no device: if ev->has_dev_id the kernel waits for a
+ * reply, which must be an error.  Never reads outside buf.
+ */
+int tl_nl_parse(const void *buf, size_t len, struct tl_nl_event *ev);
+
 /* "ADDED_DEVICE" and so on, for logs. */
 const char *tl_nl_cmd_name(int cmd);
 
