@@ -58,6 +58,10 @@ static void perr(struct pctx *p, const yaml_node_t *n, const char *path,
 	va_start(ap, fmt);
 	vsnprintf(p->err + len, p->errlen - len, fmt, ap);
 	va_end(ap);
+	/* Keys from the file are quoted in it: keep the message one line. */
+	for (; p->err[len]; len++)
+		if ((unsigned char)p->err[len] < 0x20 || p->err[len] == 0x7f)
+			p->err[len] = '?';
 }
 
 static yaml_node_t *node(struct pctx *p, int id)
@@ -255,14 +259,18 @@ static bool get_size(struct pctx *p, const yaml_node_t *n, const char *path,
 	return true;
 }
 
+/*
+ * The one check between a name from configfs or YAML and a file name:
+ * <dir>/<name>.lua can never leave dir.  Lua's tl.handlers says the same.
+ */
 bool tl_valid_handler_name(const char *s)
 {
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-')
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (!isalnum((unsigned char)s[n]) && s[n] != '_' && s[n] != '-')
 			return false;
-	return true;
+	return n > 0 && n < CFG_NAME_MAX;
 }
 
 /* configfs directory names: no '/', and nothing that looks like . or .. */
@@ -1180,6 +1188,20 @@ static void syntax_error(struct pctx *p, yaml_parser_t *yp)
 			 yp->context ? yp->context : "");
 }
 
+/* YAML can spell a NUL byte ("\0"); a C string would silently end there. */
+static bool nul_in_scalars(struct pctx *p)
+{
+	yaml_node_t *n;
+
+	for (n = p->doc->nodes.start; n < p->doc->nodes.top; n++)
+		if (n->type == YAML_SCALAR_NODE &&
+		    memchr(n->data.scalar.value, '\0', n->data.scalar.length)) {
+			perr(p, n, "", "NUL byte in a string");
+			return true;
+		}
+	return false;
+}
+
 struct tl_config *tl_config_parse(const char *name, const char *text,
 				  size_t len, char *err, size_t errlen)
 {
@@ -1207,7 +1229,8 @@ struct tl_config *tl_config_parse(const char *name, const char *text,
 		return NULL;
 	}
 	p.doc = &doc;
-	parse_root(&p, c, yaml_document_get_root_node(&doc));
+	if (!nul_in_scalars(&p))
+		parse_root(&p, c, yaml_document_get_root_node(&doc));
 	if (!p.failed) {
 		/* A second document would be silently ignored: refuse it. */
 		if (!yaml_parser_load(&yp, &extra)) {

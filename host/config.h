@@ -103,7 +103,7 @@ char *tl_config_handler_path(const struct tl_config *c);
  */
 int tl_parse_size(const char *s, uint64_t *out);
 
-/* A name made only of [A-Za-z0-9_-] (handlers: no '/', no ".."). */
+/* 1..63 of [A-Za-z0-9_-] (handlers: no '/', no '.', no ".."). */
 bool tl_valid_handler_name(const char *s);
 
 #endif /* TL_CONFIG_H */
