@@ -164,7 +164,42 @@ static int hexval(char ch)
 	return -1;
 }
 
-/* A string into out (cap bytes); \u escapes beyond ASCII are refused. */
+/*
+ * Length of the UTF-8 sequence at p (shortest form, no surrogates, at most
+ * U+10FFFF), or 0 if it is not one.
+ */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+	unsigned int cp, n, i;
+
+	if (p[0] < 0x80)
+		return 1;
+	if ((p[0] & 0xe0) == 0xc0)
+		n = 1, cp = p[0] & 0x1f;
+	else if ((p[0] & 0xf0) == 0xe0)
+		n = 2, cp = p[0] & 0x0f;
+	else if ((p[0] & 0xf8) == 0xf0)
+		n = 3, cp = p[0] & 0x07;
+	else
+		return 0;
+	if ((size_t)(end - p) <= n)
+		return 0;
+	for (i = 1; i <= n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+	    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n + 1;
+}
+
+/*
+ * A string into out (cap bytes); \u escapes beyond ASCII are refused, and
+ * so is anything that is not UTF-8 (it would be echoed into replies).
+ */
 static int read_string(struct cursor *c, char *out, size_t cap,
 		       const char **err)
 {
@@ -176,7 +211,25 @@ static int read_string(struct cursor *c, char *out, size_t cap,
 	}
 	c->p++;
 	while (c->p < c->end && *c->p != '"') {
-		char ch = *c->p++;
+		size_t u = utf8_len((const unsigned char *)c->p,
+				    (const unsigned char *)c->end);
+		char ch;
+
+		if (u == 0) {
+			*err = "string is not UTF-8";
+			return -1;
+		}
+		if (u > 1) {
+			if (n + u >= cap) {
+				*err = "string too long";
+				return -1;
+			}
+			memcpy(out + n, c->p, u);
+			n += u;
+			c->p += u;
+			continue;
+		}
+		ch = *c->p++;
 
 		if ((unsigned char)ch < 0x20) {
 			*err = "control character in string";
@@ -234,6 +287,36 @@ static int read_string(struct cursor *c, char *out, size_t cap,
 	return 0;
 }
 
+/* RFC 8259: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][-+]?[0-9]+)? and no more. */
+static bool json_number(const char *s)
+{
+	if (*s == '-')
+		s++;
+	if (*s == '0')
+		s++;
+	else if (*s >= '1' && *s <= '9')
+		while (*s >= '0' && *s <= '9')
+			s++;
+	else
+		return false;
+	if (*s == '.') {
+		if (!(*++s >= '0' && *s <= '9'))
+			return false;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	if (*s == 'e' || *s == 'E') {
+		s++;
+		if (*s == '+' || *s == '-')
+			s++;
+		if (!(*s >= '0' && *s <= '9'))
+			return false;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	return !*s;
+}
+
 /* A number, true, false or null, copied as text. */
 static int read_atom(struct cursor *c, char *out, size_t cap, const char **err)
 {
@@ -254,10 +337,7 @@ static int read_atom(struct cursor *c, char *out, size_t cap, const char **err)
 	if (!strcmp(out, "true") || !strcmp(out, "false") ||
 	    !strcmp(out, "null"))
 		return 0;
-	char *end;
-
-	strtod(out, &end);
-	if (*end) {
+	if (!json_number(out)) {
 		*err = "bad number";
 		return -1;
 	}
