@@ -260,10 +260,18 @@ struct metrics_arg {
 static void metric_line(struct jbuf *t, const char *metric, const char *dev,
 			const char *kind, const char *extra, uint64_t v)
 {
-	char line[512];
+	char line[512], esc[2 * TL_NAME_MAX + 1];
+	size_t n = 0;
 
+	/* A label value escapes \\, " and newline (text format 0.0.4). */
+	for (; *dev && n + 2 < sizeof(esc); dev++) {
+		if (*dev == '\\' || *dev == '"' || *dev == '\n')
+			esc[n++] = '\\';
+		esc[n++] = *dev == '\n' ? 'n' : *dev;
+	}
+	esc[n] = '\0';
 	snprintf(line, sizeof(line), "%s{device=\"%s\"%s%s%s%s} %llu\n", metric,
-		 dev, kind ? ",kind=\"" : "", kind ? kind : "",
+		 esc, kind ? ",kind=\"" : "", kind ? kind : "",
 		 kind ? "\"" : "", extra ? extra : "", (unsigned long long)v);
 	jb_raw(t, line);
 }
