@@ -528,25 +528,53 @@ static void client_write_cb(struct ev_loop *loop, ev_io *io, int revents)
 		client_free(cl);
 }
 
+/*
+ * Only root may talk to us.  The socket's mode already keeps others out;
+ * this holds even if someone loosens it.  The daemon's own user is let in
+ * too: it could ptrace us anyway (and the tests run that way).
+ */
+bool tl_control_peer_allowed(int fd, uid_t self, char *who, size_t len)
+{
+	struct ucred cr;
+	socklen_t n = sizeof(cr);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &n) < 0 ||
+	    n != sizeof(cr)) {
+		snprintf(who, len, "unknown peer (%s)", strerror(errno));
+		return false;
+	}
+	snprintf(who, len, "pid %d, uid %u, gid %u", (int)cr.pid,
+		 (unsigned int)cr.uid, (unsigned int)cr.gid);
+	return cr.uid == 0 || cr.uid == self;
+}
+
+static void refuse(int fd, const char *msg)
+{
+	if (send(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		tl_dbg("control: refusing a client: %s", strerror(errno));
+	close(fd);
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct tl_control *c = io->data;
 	struct client *cl;
+	char who[96];
 	int fd, slot;
 
 	fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
+	if (!tl_control_peer_allowed(fd, geteuid(), who, sizeof(who))) {
+		tl_warn("control: refused a client that is not root (%s)", who);
+		refuse(fd, "{\"ok\":false,\"error\":\"permission denied: the control socket is for root only\"}\n");
+		return;
+	}
 	for (slot = 0; slot < MAX_CLIENTS && c->clients[slot]; slot++)
 		;
 	cl = slot < MAX_CLIENTS ? calloc(1, sizeof(*cl)) : NULL;
 	if (!cl) {
-		static const char busy[] =
-			"{\"ok\":false,\"error\":\"too many clients\"}\n";
-
-		if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-			tl_dbg("control: refusing a client");
-		close(fd);
+		refuse(fd, "{\"ok\":false,\"error\":\"too many clients\"}\n");
 		return;
 	}
 	cl->c = c;
@@ -618,6 +646,43 @@ static void trace_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		ev_timer_stop(loop, t);
 }
 
+/*
+ * The socket's directory must be root's (or ours): whoever may write to it
+ * could replace the socket with their own between two of our calls, or
+ * put a name there that we then unlink.  A sticky directory such as /tmp
+ * is fine: there nobody may remove or rename what is not theirs.
+ */
+static int check_dir(const char *path, char *err, size_t errlen)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if (stat(dir, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		snprintf(err, errlen,
+			 "%s: the control socket's directory must belong to root (it belongs to uid %u)",
+			 dir, (unsigned int)st.st_uid);
+		return -1;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+		snprintf(err, errlen,
+			 "%s: the control socket's directory must not be writable by others",
+			 dir);
+		return -1;
+	}
+	return 0;
+}
+
 struct tl_control *tl_control_start(struct ev_loop *loop, const char *path,
 				    const struct tl_control_ops *ops,
 				    char *err, size_t errlen)
@@ -641,6 +706,8 @@ struct tl_control *tl_control_start(struct ev_loop *loop, const char *path,
 	c->ops = *ops;
 	c->started = time(NULL);
 	strcpy(sa.sun_path, path);
+	if (check_dir(path, err, errlen))
+		goto fail;
 	/* A socket left by a daemon that died is replaced; anything else not. */
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {

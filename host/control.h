@@ -12,14 +12,19 @@
  *   log-level level=LEVEL       change the log level
  *   trace dev=NAME              stream {"trace": ...} lines until the
  *                               client sends {"cmd":"trace-stop"} or leaves
- * The socket is created mode 0600: only root may talk to it.  A client
+ * The socket is created mode 0600 in a directory only root (or a sticky
+ * bit) protects, and every client is checked with SO_PEERCRED: only root
+ * (or the daemon's own user) may talk to it; others get an error reply
+ * and a log line (docs/security.md).  A client
  * that floods or stops reading is cut off; it can never stall I/O, which
  * runs on the workers, not on this thread.
  */
 #ifndef TL_CONTROL_H
 #define TL_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <ev.h>
 
@@ -50,6 +55,12 @@ struct tl_control;
 struct tl_control *tl_control_start(struct ev_loop *loop, const char *path,
 				    const struct tl_control_ops *ops,
 				    char *err, size_t errlen);
+/*
+ * May the peer of the connected socket fd use the control socket?  Root
+ * and the user self may.  who gets "pid P, uid U, gid G" for the log.
+ */
+bool tl_control_peer_allowed(int fd, uid_t self, char *who, size_t len);
+
 /* A device is about to go away: stop any trace of it. */
 void tl_control_forget_dev(struct tl_control *c, struct tl_dev *dev);
 void tl_control_stop(struct tl_control *c);

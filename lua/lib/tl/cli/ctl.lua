@@ -44,8 +44,12 @@ local function connect(path)
   if #path >= 108 then return nil, 'socket path too long' end
   ffi.copy(sa.path, path)
   if C.connect(fd, sa, ffi.sizeof(sa)) ~= 0 then
-    local err = ffi.string(C.strerror(ffi.errno()))
+    local errno = ffi.errno()
+    local err = ffi.string(C.strerror(errno))
     C.close(fd)
+    if errno == 13 --[[EACCES]] then
+      return nil, ('%s: %s (the control socket is for root only)'):format(path, err)
+    end
     return nil, ('%s: %s (is the daemon running with a control socket?)'):format(path, err)
   end
   local conn = { fd = fd, buf = '' }
