@@ -41,6 +41,33 @@ static int traceback(lua_State *L)
 	return 1;
 }
 
+/*
+ * Keep only the absolute entries of LuaJIT's default package.<field>
+ * (system modules, busted for `tcmu-lua test`): "./?.lua" and "./?.so"
+ * would load code from whatever directory the daemon was started in.
+ * Leaves the result on the stack.
+ */
+static void push_absolute_defaults(lua_State *L, const char *field)
+{
+	const char *p;
+	luaL_Buffer b;
+
+	lua_getfield(L, -1, field);
+	p = lua_tostring(L, -1);
+	luaL_buffinit(L, &b);
+	while (p && *p) {
+		size_t n = strcspn(p, ";");
+
+		if (*p == '/') {
+			luaL_addlstring(&b, p, n);
+			luaL_addchar(&b, ';');
+		}
+		p += n + (p[n] == ';');
+	}
+	luaL_pushresult(&b);
+	lua_remove(L, -2);
+}
+
 static void set_paths(lua_State *L, const char *handler_dirs)
 {
 	const char *dir = tl_lua_dir();
@@ -63,12 +90,14 @@ static void set_paths(lua_State *L, const char *handler_dirs)
 		p += n + (p[n] == ';');
 	}
 	lua_getglobal(L, "package");
-	lua_getfield(L, -1, "path");
+	push_absolute_defaults(L, "path");
 	snprintf(buf, sizeof(buf), "%s/lib/?.lua;%s/lib/?/init.lua;%s%s/handlers/?.lua;%s",
 		 dir, dir, hdirs, dir, lua_tostring(L, -1));
 	lua_pop(L, 1);
 	lua_pushstring(L, buf);
 	lua_setfield(L, -2, "path");
+	push_absolute_defaults(L, "cpath");
+	lua_setfield(L, -2, "cpath");
 
 	/* The FFI declarations travel inside the binary. */
 	lua_getfield(L, -1, "preload");

@@ -24,9 +24,11 @@ local keep = { ffi = true, bit = true, jit = true, ['tl.abi'] = true,
   ['tl.cdef'] = true, ['tl.runtime'] = true, ['tl.handlers'] = true,
   ['tl.schema'] = true, ['tl.log'] = true }
 
+-- The same rule as tl_valid_handler_name() in C: 1..63 ASCII letters,
+-- digits, _ and - (no '/', '.', NUL), so <dir>/<name>.lua stays in dir.
 function M.valid_name(name)
-  return type(name) == 'string' and #name > 0 and #name <= 64
-    and name:match('^[%w_%-]+$') ~= nil
+  return type(name) == 'string' and #name > 0 and #name < 64
+    and name:match('^[A-Za-z0-9_%-]+$') ~= nil
 end
 
 local callbacks = { 'open', 'close', 'reconfig', 'migrate', 'handle', 'read',
@@ -52,6 +54,7 @@ local function check(h, path)
 end
 
 function M.find(name)
+  if not M.valid_name(name) then return nil end
   for _, dir in ipairs(dirs) do
     local path = dir .. '/' .. name .. '.lua'
     local f = io.open(path, 'r')
