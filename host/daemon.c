@@ -42,6 +42,7 @@
 #include "device.h"
 #include "log.h"
 #include "netlink.h"
+#include "privileges.h"
 #include "tcmu_uapi.h"
 #include "uio.h"
 #include "worker.h"
@@ -1312,6 +1313,13 @@ int tl_daemon_main(int argc, char **argv)
 	ev_async_init(&dm.job_done, job_done_cb);
 	dm.job_done.data = &dm;
 	ev_async_start(dm.loop, &dm.job_done);
+
+	/* Before any thread exists: they inherit what we keep. */
+	if (tl_privileges_drop(err, sizeof(err))) {
+		tl_err("dropping privileges: %s", err);
+		dm.exit_code = 1;
+		goto out;
+	}
 
 	/* Worker threads inherit a mask without our signals. */
 	sigemptyset(&mask);
