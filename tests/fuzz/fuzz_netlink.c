@@ -6,14 +6,16 @@
  * messages back to back (struct nlmsghdr, struct genlmsghdr, attributes).
  * libnl walks a datagram with nlmsg_ok()/nlmsg_next() and hands each
  * message, nlmsg_len bytes, to our callback; the harness does the same and
- * gives each message, copied into a buffer of exactly that size, to
+ * gives each message, copied to just before a guard page, to
  * tl_nl_parse() (host/netlink.c), then does what the daemon does with an
  * event's strings: tl_uio_parse_name() on the device name (which picks the
  * handler) and the dev_config check.  The whole input is also given to
  * tl_nl_parse() as one message, with any nlmsg_len.
  *
- * Checked: nothing is read outside the message (ASan in the libFuzzer
- * build; valgrind on the replay); an event is one of ADDED, REMOVED or
+ * Checked: nothing is read outside the message: libnl is not built with
+ * ASan, so each message is copied to the end of a mapping followed by a
+ * PROT_NONE page, and a read past it faults (ASan and valgrind see the
+ * rest); an event is one of ADDED, REMOVED or
  * RECONFIG_DEVICE with a device name, and its strings end inside the
  * message; -EINVAL only for an event without a device name or minor; a
  * device name the daemon accepts names a handler tl_valid_handler_name()
@@ -25,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <netlink/genl/genl.h>
 #include <netlink/msg.h>
@@ -51,6 +55,32 @@ static void check_inside(const char *s, const void *buf, size_t len,
 
 	if (s < b || s >= b + len || !memchr(s, '\0', (size_t)(b + len - s)))
 		fail("string outside the message", what);
+}
+
+#define GUARDED_MAX (1u << 20)
+
+/*
+ * A copy of len bytes that ends (give or take the 0-3 bytes that keep it
+ * 4-byte aligned, as netlink data is) where a PROT_NONE page begins.
+ */
+static void *guarded_copy(const void *src, size_t len)
+{
+	static uint8_t *area;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	uint8_t *dst;
+
+	if (!area) {
+		area = mmap(NULL, GUARDED_MAX + page, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (area == MAP_FAILED ||
+		    mprotect(area + GUARDED_MAX, page, PROT_NONE))
+			abort();
+	}
+	if (len > GUARDED_MAX)
+		return NULL;
+	dst = area + GUARDED_MAX - ((len + 3) & ~(size_t)3);
+	memcpy(dst, src, len);
+	return dst;
 }
 
 static void parse_one(const void *buf, size_t len)
@@ -123,26 +153,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const struct nlmsghdr *hdr = (const struct nlmsghdr *)data;
 	int remaining = size > INT32_MAX ? INT32_MAX : (int)size;
+	void *whole;
 
 	if (!tl_log_threshold)
 		LLVMFuzzerInitialize(NULL, NULL);
 	/* As one message, whatever its header claims. */
-	if (size) {
-		void *copy = malloc(size);
-
-		memcpy(copy, data, size);
-		parse_one(copy, size);
-		free(copy);
-	}
+	whole = size ? guarded_copy(data, size) : NULL;
+	if (whole)
+		parse_one(whole, size);
 	/* As libnl receives a datagram (aligned: it is, in its buffer). */
 	if ((uintptr_t)data % NLMSG_ALIGNTO)
 		return 0;
 	while (nlmsg_ok(hdr, remaining)) {
-		void *msg = malloc(hdr->nlmsg_len);
+		void *msg = guarded_copy(hdr, hdr->nlmsg_len);
 
-		memcpy(msg, hdr, hdr->nlmsg_len);
-		parse_one(msg, hdr->nlmsg_len);
-		free(msg);
+		if (msg)
+			parse_one(msg, hdr->nlmsg_len);
 		hdr = nlmsg_next((struct nlmsghdr *)hdr, &remaining);
 	}
 	return 0;
