@@ -34,7 +34,10 @@ if not pcall(ffi.typeof, 'struct tl_ctl_sockaddr_un') then
     char *strerror(int errnum);
   ]]
 end
+-- send() may be declared already (by another module in this state).
+pcall(ffi.cdef, 'long send(int fd, const void *buf, size_t n, int flags);')
 local C = ffi.C
+local MSG_NOSIGNAL = 0x4000
 
 local function connect(path)
   local fd = C.socket(1 --[[AF_UNIX]], 1 --[[SOCK_STREAM]], 0)
@@ -58,7 +61,9 @@ end
 
 local function send(conn, obj)
   local line = json.encode(obj) .. '\n'
-  return C.write(conn.fd, line, #line) == #line
+  -- No SIGPIPE: a daemon that refuses us has sent why and closed, and
+  -- the reply is still there to read.
+  return C.send(conn.fd, line, #line, MSG_NOSIGNAL) == #line
 end
 
 -- The next reply line, decoded.
