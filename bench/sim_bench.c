@@ -59,12 +59,13 @@ int main(int argc, char **argv)
 	uint8_t *payload;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "n:q:b:w")) != -1) {
+	while ((opt = getopt(argc, argv, "n:q:b:ws")) != -1) {
 		switch (opt) {
 		case 'n': total = atol(optarg); break;
 		case 'q': qd = atol(optarg); break;
 		case 'b': bytes = atol(optarg); break;
 		case 'w': writes = true; break;
+		case 's': o.no_uring = 1; break;
 		default: goto usage;
 		}
 	}
@@ -127,6 +128,7 @@ int main(int argc, char **argv)
 	return 0;
 usage:
 	fprintf(stderr,
-		"usage: tl-sim-bench HANDLER [CONFIG] [-n N] [-q QD] [-b BYTES] [-w]\n");
+		"usage: tl-sim-bench HANDLER [CONFIG] [-n N] [-q QD] [-b BYTES] [-w] [-s]\n"
+		"  -w writes instead of reads; -s the fast path without io_uring\n");
 	return 2;
 }

@@ -17,6 +17,7 @@
 #include "device.h"
 #include "log.h"
 #include "tl_abi.h"
+#include "uring.h"
 #include "worker.h"
 
 int tl_ffi_abi_version(void)
@@ -232,11 +233,16 @@ int tl_ffi_fast_enable(struct tl_dev *dev, int fd, uint32_t flags)
 		return -EBADF;
 	dev->fast.fd = fd;
 	dev->fast.flags = flags;
+	dev->fast.no_nowait_read = false;
+	dev->fast.no_nowait_write = false;
 	return 0;
 }
 
 void tl_ffi_fast_disable(struct tl_dev *dev)
 {
+	/* The handler is about to close the file: let its I/O finish first. */
+	if (dev->w && dev->w->uring)
+		tl_uring_drain(dev->w->uring, dev);
 	dev->fast.fd = -1;
 	dev->fast.flags = 0;
 }

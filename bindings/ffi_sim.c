@@ -64,6 +64,7 @@ struct tl_simdev *tl_ffi_simdev_new(const struct tl_simdev_opts *o, char *err,
 	}
 	wo.handler_dirs = o->handler_dirs;
 	wo.hot_reload = o->hot_reload;
+	wo.no_uring = o->no_uring;
 	sd->w = tl_worker_new(0, false, &wo, err, errlen);
 	if (!sd->w)
 		goto fail;
@@ -125,6 +126,11 @@ int tl_ffi_simdev_run(struct tl_simdev *sd, int wait_ms)
 {
 	tl_worker_run_once(sd->w, wait_ms);
 	return sim_reap(sd->sim);
+}
+
+int tl_ffi_simdev_async(struct tl_simdev *sd)
+{
+	return sd->w->uring != NULL;
 }
 
 const struct tl_sim_result *tl_ffi_simdev_result(struct tl_simdev *sd,

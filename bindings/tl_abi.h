@@ -118,6 +118,7 @@ struct tl_io_stats {
 struct tl_dev_stats {
 	uint64_t cmds;		/* commands fetched from the ring */
 	uint64_t fast;		/* served by the C fast path */
+	uint64_t fast_async;	/* of those, waited for through io_uring */
 	uint64_t lua_errors;	/* failed because a handler raised */
 	uint64_t rejected;	/* malformed ring entries */
 	uint64_t aborted;	/* aborted by a TMR before running */
@@ -175,7 +176,9 @@ int64_t tl_ffi_pwrite(struct tl_cmd *cmd, size_t off, size_t len, int fd, uint64
 
 /*
  * The C fast path: READ/WRITE(6/10/12/16) on this device are served in C
- * with preadv/pwritev on fd, straight between the file and the data area,
+ * on fd, straight between the file and the data area (asynchronously with
+ * io_uring where the kernel has it), and with TL_FAST_FLUSH SYNCHRONIZE
+ * CACHE(10/16) is an fdatasync of fd,
  * unless the command needs the library (protection bits, out of range,
  * errors) or Lua holds the fast path (a unit attention to report, the unit
  * stopped...).  Everything else still goes to Lua.
@@ -183,6 +186,7 @@ int64_t tl_ffi_pwrite(struct tl_cmd *cmd, size_t off, size_t len, int fd, uint64
 enum {
 	TL_FAST_READ = 1,	/* serve reads */
 	TL_FAST_WRITE = 2,	/* serve writes */
+	TL_FAST_FLUSH = 4,	/* serve SYNCHRONIZE CACHE with fdatasync(fd) */
 };
 int tl_ffi_fast_enable(struct tl_dev *dev, int fd, uint32_t flags);
 void tl_ffi_fast_disable(struct tl_dev *dev);
@@ -237,6 +241,7 @@ struct tl_simdev_opts {
 	uint32_t data_bytes;
 	uint8_t write_cache;
 	uint8_t hot_reload;		/* reload the handler when its file changes */
+	uint8_t no_uring;		/* fast path synchronous, as without io_uring */
 };
 
 struct tl_simdev;
@@ -250,6 +255,8 @@ const struct tl_sim_result *tl_ffi_simdev_result(struct tl_simdev *sd, uint16_t 
 void tl_ffi_simdev_release(struct tl_simdev *sd, uint16_t id);
 int tl_ffi_simdev_resize(struct tl_simdev *sd, uint64_t size);
 uint32_t tl_ffi_simdev_inflight(struct tl_simdev *sd);
+/* 1 when the fast path's file I/O is asynchronous (io_uring), else 0. */
+int tl_ffi_simdev_async(struct tl_simdev *sd);
 const struct tl_dev_stats *tl_ffi_simdev_stats(struct tl_simdev *sd);
 /* Run Lua in the device's worker state (specs, debugging). */
 int tl_ffi_simdev_eval(struct tl_simdev *sd, const char *code, char *out, size_t outlen);

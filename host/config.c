@@ -871,8 +871,8 @@ static bool parse_device(struct pctx *p, yaml_node_t *n, const char *path,
 {
 	static const char *const keys[] = {
 		"name", "handler", "size", "block_size", "hw_max_sectors",
-		"max_data_area_mb", "read_only", "write_cache", "options",
-		"exports", NULL,
+		"max_data_area_mb", "data_pages_per_blk", "cmd_ring_size_mb",
+		"read_only", "write_cache", "options", "exports", NULL,
 	};
 	yaml_node_t *size_node = NULL;
 	yaml_node_pair_t *pair;
@@ -881,7 +881,6 @@ static bool parse_device(struct pctx *p, yaml_node_t *n, const char *path,
 
 	d->line = (int)n->start_mark.line + 1;
 	d->block_size = CFG_DEFAULT_BLOCK_SIZE;
-	d->hw_max_sectors = CFG_DEFAULT_HW_MAX_SECTORS;
 	if (!expect_map(p, n, path) || !check_keys(p, n, path, keys))
 		return false;
 	for_each_pair(n, pair) {
@@ -915,6 +914,11 @@ static bool parse_device(struct pctx *p, yaml_node_t *n, const char *path,
 			ok = get_u32(p, v, sub, 1, 65535, &d->hw_max_sectors);
 		} else if (!strcmp(k, "max_data_area_mb")) {
 			ok = get_u32(p, v, sub, 1, 65536, &d->max_data_area_mb);
+		} else if (!strcmp(k, "data_pages_per_blk")) {
+			ok = get_u32(p, v, sub, 1, 512, &d->data_pages_per_blk);
+		} else if (!strcmp(k, "cmd_ring_size_mb")) {
+			/* The kernel caps the command ring at 8 MiB. */
+			ok = get_u32(p, v, sub, 1, 8, &d->cmd_ring_size_mb);
 		} else if (!strcmp(k, "read_only")) {
 			ok = get_bool(p, v, sub, &d->read_only);
 		} else if (!strcmp(k, "write_cache")) {
@@ -942,6 +946,16 @@ static bool parse_device(struct pctx *p, yaml_node_t *n, const char *path,
 		return false;
 	}
 	d->size = size;
+	if (!d->hw_max_sectors)
+		d->hw_max_sectors = CFG_DEFAULT_MAX_IO_BYTES / d->block_size;
+	/* The kernel refuses a data block larger than the data area. */
+	if (d->data_pages_per_blk && d->max_data_area_mb &&
+	    d->data_pages_per_blk > d->max_data_area_mb * 256u) {
+		perr(p, n, path, "data_pages_per_blk %u is more than max_data_area_mb %u holds (%u pages)",
+		     d->data_pages_per_blk, d->max_data_area_mb,
+		     d->max_data_area_mb * 256u);
+		return false;
+	}
 	if (d->loop.enabled && !d->loop.wwn[0])
 		derive_wwn(d->name, d->loop.wwn, sizeof(d->loop.wwn));
 	if (!d->options) {
@@ -1076,7 +1090,7 @@ static bool parse_daemon(struct pctx *p, struct tl_config *c, yaml_node_t *n)
 {
 	static const char *const keys[] = {
 		"handler_dirs", "workers", "log_level", "control_socket",
-		"pid_file", "hba", "hot_reload", "poll_us", NULL,
+		"pid_file", "hba", "hot_reload", "poll_us", "io_uring", NULL,
 	};
 	yaml_node_pair_t *pair;
 	char sub[PATH_MAX_LEN], level[16];
@@ -1129,6 +1143,8 @@ static bool parse_daemon(struct pctx *p, struct tl_config *c, yaml_node_t *n)
 		} else if (!strcmp(k, "poll_us")) {
 			ok = get_uint(p, v, sub, 0, 1000000, &v64);
 			c->poll_us = (unsigned int)v64;
+		} else if (!strcmp(k, "io_uring")) {
+			ok = get_bool(p, v, sub, &c->io_uring);
 		} else {
 			ok = get_uint(p, v, sub, 0, 1000000, &v64);
 			c->hba = (unsigned int)v64;
@@ -1170,6 +1186,7 @@ struct tl_config *tl_config_default(void)
 	c->workers = CFG_DEFAULT_WORKERS;
 	c->log_level = TL_LOG_INFO;
 	c->hba = CFG_DEFAULT_HBA;
+	c->io_uring = true;
 	return c;
 }
 

@@ -43,6 +43,8 @@ struct cfg_device {
 	uint32_t block_size;
 	uint32_t hw_max_sectors;	/* in blocks */
 	uint32_t max_data_area_mb;	/* 0: the kernel's default */
+	uint32_t data_pages_per_blk;	/* 0: the kernel's default */
+	uint32_t cmd_ring_size_mb;	/* 0: the kernel's default */
 	bool read_only;
 	bool write_cache;
 	char *options;			/* Lua table constructor, never NULL */
@@ -61,6 +63,7 @@ struct tl_config {
 	char *control_socket;		/* NULL: none */
 	bool hot_reload;		/* reload handlers when their files change */
 	unsigned int poll_us;		/* workers busy-poll rings this long */
+	bool io_uring;			/* fast path I/O through io_uring */
 	char *pid_file;			/* NULL: none */
 	unsigned int hba;		/* core/user_<hba> for configured devices */
 	struct cfg_device *devices;
@@ -71,7 +74,8 @@ struct tl_config {
 #define CFG_DEFAULT_WORKERS 2
 #define CFG_DEFAULT_HBA 1
 #define CFG_DEFAULT_BLOCK_SIZE 512
-#define CFG_DEFAULT_HW_MAX_SECTORS 1024
+/* hw_max_sectors: 1 MiB commands, so large I/O is not split up. */
+#define CFG_DEFAULT_MAX_IO_BYTES (1024 * 1024)
 #define CFG_DEFAULT_ISCSI_PORT 3260
 
 /*

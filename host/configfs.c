@@ -449,9 +449,18 @@ int tl_cfs_create_device(struct tl_cfs *c, unsigned int hba,
 	    (rc = write_control(&x, path, "hw_max_sectors=%llu",
 				d->hw_max_sectors)))
 		return rc;
+	/* The data area's size first: the kernel checks the block against it. */
 	if (d->max_data_area_mb &&
 	    (rc = write_control(&x, path, "max_data_area_mb=%llu",
 				d->max_data_area_mb)))
+		return rc;
+	if (d->data_pages_per_blk &&
+	    (rc = write_control(&x, path, "data_pages_per_blk=%llu",
+				d->data_pages_per_blk)))
+		return rc;
+	if (d->cmd_ring_size_mb &&
+	    (rc = write_control(&x, path, "cmd_ring_size_mb=%llu",
+				d->cmd_ring_size_mb)))
 		return rc;
 	/*
 	 * dev_config goes through its attribute, not control: control splits

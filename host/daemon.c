@@ -753,6 +753,8 @@ static bool needs_recreate(const struct cfg_device *a,
 	       a->block_size != b->block_size ||
 	       a->hw_max_sectors != b->hw_max_sectors ||
 	       a->max_data_area_mb != b->max_data_area_mb ||
+	       a->data_pages_per_blk != b->data_pages_per_blk ||
+	       a->cmd_ring_size_mb != b->cmd_ring_size_mb ||
 	       a->read_only != b->read_only || !same_exports(a, b);
 }
 
@@ -802,8 +804,11 @@ static void settings_needing_restart(struct daemon *dm, struct tl_config *nc)
 	if (oc->poll_us != nc->poll_us)
 		tl_warn("reload: daemon.poll_us changed (%u -> %u): needs a restart",
 			oc->poll_us, nc->poll_us);
+	if (oc->io_uring != nc->io_uring)
+		tl_warn("reload: daemon.io_uring changed: needs a restart");
 	free(od);
 	free(nd);
+	nc->io_uring = oc->io_uring;
 	nc->workers = oc->workers;
 	nc->hot_reload = oc->hot_reload;
 	nc->poll_us = oc->poll_us;
@@ -1186,6 +1191,7 @@ static int make_workers(struct daemon *dm)
 	o.handler_dirs = dirs;
 	o.hot_reload = dm->cfg->hot_reload;
 	o.poll_us = dm->cfg->poll_us;
+	o.no_uring = !dm->cfg->io_uring;
 	dm->workers = calloc(dm->cfg->workers, sizeof(*dm->workers));
 	if (!dm->workers) {
 		free(dirs);

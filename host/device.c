@@ -15,6 +15,7 @@
 #include "log.h"
 #include "stats.h"
 #include "trace.h"
+#include "uring.h"
 #include "lua_host.h"
 #include "tcmu_uapi.h"
 #include "worker.h"
@@ -114,6 +115,16 @@ void tl_dev_flush(struct tl_dev *d)
 static void queue_push(struct tl_dev *d, struct tl_cmd *cmd)
 {
 	d->queue[d->q_tail++ & QMASK] = cmd;
+}
+
+void tl_dev_requeue(struct tl_dev *d, struct tl_cmd *cmd)
+{
+	if (cmd->state == TL_CMD_ACTIVE)
+		cmd->state = TL_CMD_QUEUED;
+	queue_push(d, cmd);
+	d->requeued = true;
+	if (d->w)
+		d->w->requeued = true;
 }
 
 struct tl_cmd *tl_dev_queue_pop(struct tl_dev *d)
@@ -218,7 +229,18 @@ void tl_dev_service(struct tl_dev *d)
 		tl_err("%s: command ring is broken (%s); waiting for a reset",
 		       d->info.name, d->ring.broken_why);
 	}
-	if (d->q_head != d->q_tail)
+	if (d->w && d->w->uring)
+		tl_uring_submit(d->w->uring);
+	if (d->q_head != d->q_tail) {
+		/*
+		 * Lua sees a device whose fast-path I/O has all finished, so
+		 * what the library does (COMPARE AND WRITE, UNMAP, a unit
+		 * attention) is ordered after every command taken before it.
+		 */
+		if (d->fast_inflight)
+			tl_uring_drain(d->w->uring, d);
+		d->requeued = false;
 		tl_lua_dispatch(d->w, d);
+	}
 	tl_dev_flush(d);
 }

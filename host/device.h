@@ -23,6 +23,8 @@ struct tl_fast {
 	int fd;			/* -1: no fast path */
 	uint32_t flags;		/* TL_FAST_* */
 	int hold;		/* Lua wants every command for now */
+	/* The file refused RWF_NOWAIT (EOPNOTSUPP): skip the inline try. */
+	bool no_nowait_read, no_nowait_write;
 };
 
 struct tl_dev {
@@ -44,6 +46,8 @@ struct tl_dev {
 	struct tl_fast fast;
 	struct tl_trace *trace;	/* allocated on first `ctl trace`, kept */
 
+	uint32_t fast_inflight;	/* fast-path I/O queued on the worker's io_uring */
+	bool requeued;		/* the fast path gave commands back to Lua */
 	bool dirty;		/* completions not yet published */
 	bool in_fast;		/* the fast path is completing (for traces) */
 	bool opened;		/* the Lua handler's open() succeeded */
@@ -69,6 +73,12 @@ void tl_dev_flush(struct tl_dev *d);
 
 /* Complete a command (from C or Lua). */
 int tl_dev_complete(struct tl_dev *d, struct tl_cmd *cmd);
+
+/*
+ * Give a command the fast path took back to Lua (its I/O failed or came
+ * back short): it joins the queue and the worker dispatches it.
+ */
+void tl_dev_requeue(struct tl_dev *d, struct tl_cmd *cmd);
 
 /* Next queued command for Lua (skipping aborted ones), or NULL. */
 struct tl_cmd *tl_dev_queue_pop(struct tl_dev *d);

@@ -21,6 +21,7 @@
 #include "hotreload.h"
 #include "log.h"
 #include "lua_host.h"
+#include "uring.h"
 #include "worker.h"
 
 #define WATCH_CHUNK 64
@@ -52,19 +53,40 @@ struct tl_watch {
 	int id;
 };
 
-static void dev_io_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-	struct tl_dev *d = io->data;
-
-	tl_dev_service(d);
-}
-
 static void flush_all(struct tl_worker *w)
 {
 	struct tl_dev *d;
 
 	for (d = w->devs; d; d = d->next)
 		tl_dev_flush(d);
+}
+
+void tl_worker_after_completions(struct tl_worker *w)
+{
+	struct tl_dev *d;
+
+	if (w->requeued) {
+		w->requeued = false;
+		for (d = w->devs; d; d = d->next) {
+			if (!d->requeued)
+				continue;
+			d->requeued = false;
+			if (d->fast_inflight)
+				tl_uring_drain(w->uring, d);
+			tl_lua_dispatch(w, d);
+		}
+	}
+	flush_all(w);
+}
+
+static void dev_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct tl_dev *d = io->data;
+
+	tl_dev_service(d);
+	/* Its submission may have completed other devices' commands. */
+	if (d->w->uring)
+		tl_worker_after_completions(d->w);
 }
 
 static int do_add(struct tl_worker *w, struct tl_dev *d, const char *config,
@@ -93,6 +115,9 @@ static void do_remove(struct tl_worker *w, struct tl_dev *d)
 	struct tl_dev **pp;
 
 	ev_io_stop(w->loop, &d->io);
+	/* The kernel may still be writing into its data area. */
+	if (w->uring)
+		tl_uring_drain(w->uring, d);
 	for (pp = &w->devs; *pp; pp = &(*pp)->next) {
 		if (*pp == d) {
 			*pp = d->next;
@@ -191,7 +216,7 @@ static void wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 		pthread_cond_broadcast(&w->done);
 	}
 	pthread_mutex_unlock(&w->lock);
-	flush_all(w);
+	tl_worker_after_completions(w);
 }
 
 /* Run r on the worker: directly when inline, else through its loop. */
@@ -199,7 +224,7 @@ static int submit(struct tl_worker *w, struct tl_worker_req *r)
 {
 	if (!w->threaded || pthread_equal(pthread_self(), w->thread)) {
 		run_req(w, r);
-		flush_all(w);
+		tl_worker_after_completions(w);
 		return r->rc;
 	}
 	pthread_mutex_lock(&w->lock);
@@ -222,6 +247,7 @@ static uint64_t now_us(void)
 
 static bool ring_has_work(const struct tl_dev *d)
 {
+	/* (io_uring completions are reaped by the poll loop itself) */
 	return !d->ring.broken &&
 	       __atomic_load_n(&d->ring.mb->cmd_head, __ATOMIC_ACQUIRE) !=
 		       d->ring.fetch;
@@ -241,15 +267,17 @@ static void poll_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 	bool found;
 
 	while (now_us() < end) {
-		found = false;
+		found = w->uring && tl_uring_reap(w->uring);
 		for (d = w->devs; d; d = d->next) {
 			if (ring_has_work(d)) {
 				tl_dev_service(d);
 				found = true;
 			}
 		}
-		if (found)
+		if (found) {
+			tl_worker_after_completions(w);
 			end = now_us() + w->poll_us;
+		}
 		else
 			sched_yield();	/* the producer may share our CPU */
 		/* Another thread wants the loop: stop spinning. */
@@ -298,6 +326,14 @@ struct tl_worker *tl_worker_new(int index, bool threaded,
 	}
 	if (o && o->hot_reload)
 		tl_hotreload_start(w);
+	if (!o || !o->no_uring) {
+		const char *why;
+
+		w->uring = tl_uring_new(w, &why);
+		if (!w->uring)
+			tl_info("worker %d: no io_uring (%s): the fast path's file I/O is synchronous",
+				index, why);
+	}
 	w->poll_us = o ? o->poll_us : 0;
 	if (w->poll_us) {
 		ev_prepare_init(&w->poll, poll_cb);
@@ -306,6 +342,7 @@ struct tl_worker *tl_worker_new(int index, bool threaded,
 	}
 	if (threaded && pthread_create(&w->thread, NULL, worker_main, w)) {
 		snprintf(err, errlen, "cannot start worker thread");
+		tl_uring_free(w->uring);
 		lua_close(w->L);
 		ev_loop_destroy(w->loop);
 		free(w);
@@ -327,6 +364,7 @@ void tl_worker_free(struct tl_worker *w)
 		pthread_join(w->thread, NULL);
 	}
 	tl_hotreload_stop(w);
+	tl_uring_free(w->uring);
 	lua_close(w->L);
 	ev_loop_destroy(w->loop);
 	pthread_mutex_destroy(&w->lock);
@@ -399,7 +437,7 @@ void tl_worker_run_once(struct tl_worker *w, int wait_ms)
 		ev_run(w->loop, EVRUN_ONCE);
 		ev_timer_stop(w->loop, &limit);
 	}
-	flush_all(w);
+	tl_worker_after_completions(w);
 }
 
 /* ---- timers and fd watchers for Lua ---- */

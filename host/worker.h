@@ -21,6 +21,7 @@ struct tl_worker_opts {
 	const char *handler_dirs;	/* ';'-separated directories */
 	bool hot_reload;		/* reload handlers when their files change */
 	unsigned int poll_us;		/* busy-poll the rings this long before sleeping */
+	bool no_uring;			/* keep the fast path synchronous */
 };
 
 struct tl_worker {
@@ -45,6 +46,10 @@ struct tl_worker {
 
 	struct tl_dev *devs;
 	unsigned int ndevs;
+
+	/* The fast path's asynchronous file I/O; NULL: synchronous. */
+	struct tl_uring *uring;
+	bool requeued;		/* some device has commands the fast path gave back */
 
 	/* Timers and fd watchers handed out to Lua, by id. */
 	struct tl_watch **watches;	/* chunks of watchers */
@@ -102,6 +107,12 @@ int tl_worker_reopen_device(struct tl_worker *w, struct tl_dev *d,
  */
 int tl_worker_reload(struct tl_worker *w, bool force, char *err,
 		     size_t errlen);
+
+/*
+ * After the fast path completed commands outside a device's service: hand
+ * what it gave back to Lua, and publish every device's completions.
+ */
+void tl_worker_after_completions(struct tl_worker *w);
 
 /* Inline workers: run the loop once; wait_ms < 0 blocks, 0 polls. */
 void tl_worker_run_once(struct tl_worker *w, int wait_ms);

@@ -15,7 +15,7 @@ tl_need_cmd fio modprobe
 
 RUNTIME=${TL_BENCH_RUNTIME:-8}
 SIZE=$(( ${TL_BENCH_SIZE_MB:-256} << 20 ))
-TARGETS=${TL_BENCH_TARGETS:-"fileio rd_mcp rd_nullio file_fast file_fast_poll lua_ram lua_ram_poll lua_file runner_file"}
+TARGETS=${TL_BENCH_TARGETS:-"fileio rd_mcp rd_nullio file_fast file_fast_poll file_sync lua_ram lua_ram_poll lua_file runner_file"}
 OUT=$TL_OUT/results.tsv
 IMG=/tmp/bench.img
 MAX_SECTORS=2048	# 1 MiB commands: large I/O is not split
@@ -58,9 +58,9 @@ lun() {
 
 unlun() { tl_loop_remove "$LUN_WWN"; }
 
-daemon_start() { # [POLL_US]
-	printf 'daemon:\n  poll_us: %s\n  control_socket: /run/tcmu-lua.sock\n' \
-		"${1:-0}" >/tmp/bench.yaml
+daemon_start() { # [POLL_US [IO_URING]]
+	printf 'daemon:\n  poll_us: %s\n  io_uring: %s\n  control_socket: /run/tcmu-lua.sock\n' \
+		"${1:-0}" "${2:-true}" >/tmp/bench.yaml
 	DAEMON_LOG=$TL_OUT/daemon-$CUR.log
 	"$TL_BUILD_DIR/tcmu-lua" daemon -c /tmp/bench.yaml >"$DAEMON_LOG" 2>&1 &
 	DPID=$!
@@ -101,6 +101,9 @@ one() { # target
 		daemon_start && bs=$(user_target bench "file/$IMG") ;;
 	file_fast_poll)
 		daemon_start "${TL_BENCH_POLL_US:-20000}" && bs=$(user_target bench "file/$IMG") ;;
+	file_sync)	# the fast path without io_uring: one command at a time
+		daemon_start "${TL_BENCH_POLL_US:-20000}" false &&
+			bs=$(user_target bench "file/$IMG") ;;
 	lua_ram_poll)
 		daemon_start "${TL_BENCH_POLL_US:-20000}" && bs=$(user_target bench "ram/") ;;
 	lua_ram)

@@ -49,7 +49,8 @@ return {
         return nil, ('cannot size %s: %s'):format(conf.path, err)
       end
     end
-    if conf.fast then C.tl_ffi_fast_enable(dev.ptr, fd, 3) end
+    if conf.fast then C.tl_ffi_fast_enable(dev.ptr, fd,
+      C.TL_FAST_READ + C.TL_FAST_WRITE + C.TL_FAST_FLUSH) end
     return { fd = fd, path = conf.path }
   end,
 

@@ -102,6 +102,7 @@ static void test_empty_is_defaults(void)
 	CHECK_EQ(c->n_devices, 0);
 	CHECK(c->control_socket == NULL);
 	CHECK(!c->hot_reload);
+	CHECK(c->io_uring);
 	CHECK(tl_config_handler_path(c) == NULL);
 	tl_config_free(c);
 
@@ -124,6 +125,7 @@ static void test_full(void)
 		"  pid_file: /run/tl.pid\n"
 		"  hba: 7\n"
 		"  hot_reload: true\n"
+		"  io_uring: false\n"
 		"devices:\n"
 		"  - name: disk0\n"
 		"    handler: ram\n"
@@ -134,6 +136,8 @@ static void test_full(void)
 		"    block_size: 4096\n"
 		"    hw_max_sectors: 256\n"
 		"    max_data_area_mb: 64\n"
+		"    data_pages_per_blk: 4\n"
+		"    cmd_ring_size_mb: 2\n"
 		"    read_only: true\n"
 		"    write_cache: true\n"
 		"    options: {path: /srv/img, create: true, direct: false}\n"
@@ -154,6 +158,7 @@ static void test_full(void)
 	CHECK(!strcmp(c->pid_file, "/run/tl.pid"));
 	CHECK_EQ(c->hba, 7);
 	CHECK(c->hot_reload);
+	CHECK(!c->io_uring);
 	CHECK_EQ(c->n_devices, 2);
 
 	d = tl_config_find(c, "disk0");
@@ -161,12 +166,15 @@ static void test_full(void)
 	CHECK(!strcmp(d->handler, "ram"));
 	CHECK_EQ(d->size, 1ULL << 30);
 	CHECK_EQ(d->block_size, CFG_DEFAULT_BLOCK_SIZE);
-	CHECK_EQ(d->hw_max_sectors, CFG_DEFAULT_HW_MAX_SECTORS);
+	/* 1 MiB commands by default, whatever the block size. */
+	CHECK_EQ(d->hw_max_sectors, 2048);
 	CHECK_EQ(d->max_data_area_mb, 0);
+	CHECK_EQ(d->data_pages_per_blk, 0);
+	CHECK_EQ(d->cmd_ring_size_mb, 0);
 	CHECK(!d->read_only && !d->write_cache);
 	CHECK(!strcmp(d->options, "{}"));
 	CHECK(!d->loop.enabled && !d->iscsi.enabled);
-	CHECK_EQ(d->line, 10);
+	CHECK_EQ(d->line, 11);
 
 	d = tl_config_find(c, "img");
 	CHECK(d == &c->devices[1]);
@@ -174,6 +182,8 @@ static void test_full(void)
 	CHECK_EQ(d->block_size, 4096);
 	CHECK_EQ(d->hw_max_sectors, 256);
 	CHECK_EQ(d->max_data_area_mb, 64);
+	CHECK_EQ(d->data_pages_per_blk, 4);
+	CHECK_EQ(d->cmd_ring_size_mb, 2);
 	CHECK(d->read_only && d->write_cache);
 	CHECK(!strcmp(d->options,
 		      "{ path = \"/srv/img\", create = true, direct = false }"));
@@ -187,6 +197,17 @@ static void test_full(void)
 	CHECK_EQ(d->iscsi.port, 3261);
 	CHECK_EQ(d->iscsi.lun, 1);
 	CHECK(tl_config_find(c, "nope") == NULL);
+	tl_config_free(c);
+}
+
+static void test_default_io_size(void)
+{
+	struct tl_config *c = good(
+		"devices:\n  - {name: d, handler: ram, size: 1M, block_size: 4096}\n");
+
+	/* hw_max_sectors counts blocks: 1 MiB is 256 of 4 KiB. */
+	if (c)
+		CHECK_EQ(c->devices[0].hw_max_sectors, 256);
 	tl_config_free(c);
 }
 
@@ -299,7 +320,7 @@ static void test_bad_syntax(void)
 static void test_bad_daemon(void)
 {
 	bad("daemon:\n  wokers: 2\n",
-	    "t.yaml:2:3: daemon: unknown key 'wokers' (known: handler_dirs, workers, log_level, control_socket, pid_file, hba, hot_reload, poll_us)");
+	    "t.yaml:2:3: daemon: unknown key 'wokers' (known: handler_dirs, workers, log_level, control_socket, pid_file, hba, hot_reload, poll_us, io_uring)");
 	bad("daemon:\n  workers: 0\n", "t.yaml:2:12: daemon.workers: 0 is out of range (1..64)");
 	bad("daemon:\n  workers: many\n", "t.yaml:2:12: daemon.workers: expected a number of threads or auto");
 	bad("daemon:\n  log_level: loud\n", "t.yaml:2:14: daemon.log_level: expected error, warn, info or debug");
@@ -338,8 +359,14 @@ static void test_bad_devices(void)
 	    "t.yaml:2:50: devices[0].read_only: expected true or false");
 	bad("devices:\n  - {name: d, handler: ram, size: 1M, hw_max_sectors: 0}\n",
 	    "t.yaml:2:55: devices[0].hw_max_sectors: 0 is out of range (1..65535)");
+	bad("devices:\n  - {name: d, handler: ram, size: 1M, data_pages_per_blk: 0}\n",
+	    "t.yaml:2:59: devices[0].data_pages_per_blk: 0 is out of range (1..512)");
+	bad("devices:\n  - {name: d, handler: ram, size: 1M, cmd_ring_size_mb: 9}\n",
+	    "t.yaml:2:57: devices[0].cmd_ring_size_mb: 9 is out of range (1..8)");
+	bad("devices:\n  - {name: d, handler: ram, size: 1M, max_data_area_mb: 1, data_pages_per_blk: 512}\n",
+	    "t.yaml:2:5: devices[0]: data_pages_per_blk 512 is more than max_data_area_mb 1 holds (256 pages)");
 	bad("devices:\n  - {name: d, handler: ram, size: 1M, sise: 2}\n",
-	    "t.yaml:2:39: devices[0]: unknown key 'sise' (known: name, handler, size, block_size, hw_max_sectors, max_data_area_mb, read_only, write_cache, options, exports)");
+	    "t.yaml:2:39: devices[0]: unknown key 'sise' (known: name, handler, size, block_size, hw_max_sectors, max_data_area_mb, data_pages_per_blk, cmd_ring_size_mb, read_only, write_cache, options, exports)");
 	bad("devices:\n  - {name: d, handler: ram, size: 1M, options: [1]}\n",
 	    "t.yaml:2:48: devices[0].options: expected a mapping, got a list");
 	bad("devices:\n  - {name: d, handler: ram, size: 1M, options: {[k]: 1}}\n",
@@ -445,6 +472,7 @@ int main(void)
 	RUN(test_handler_names);
 	RUN(test_empty_is_defaults);
 	RUN(test_full);
+	RUN(test_default_io_size);
 	RUN(test_exports);
 	RUN(test_options);
 	RUN(test_options_bomb);

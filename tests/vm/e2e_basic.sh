@@ -93,6 +93,7 @@ devices:
     handler: file
     size: 256M
     write_cache: true
+    data_pages_per_blk: 2
     options:
       path: $IMG
       create: true
@@ -156,6 +157,11 @@ check "backstore enabled" grep -q 1 "$TL_CFS/core/user_1/e2e_ram/enable"
 check_eq "dev_config of the file device" "file/path=$IMG;create=true" \
     "$(cat "$TL_CFS/core/user_1/e2e_file/attrib/dev_config")"
 check "image file created" test -f "$IMG"
+check_eq "hw_max_sectors defaults to 1 MiB" 2048 \
+    "$(cat "$TL_CFS/core/user_1/e2e_file/attrib/hw_max_sectors")"
+check_eq "data_pages_per_blk from YAML" 2 \
+    "$(cat "$TL_CFS/core/user_1/e2e_file/attrib/data_pages_per_blk")"
+check "the fast path has io_uring" sh -c "! grep -q 'no io_uring' '$LOG'"
 CTL=$("${DAEMON[0]%/*}/tcmu-lua" ctl -s $SOCK devices 2>&1)
 tl_log "tcmu-lua ctl devices: $(tr '\n' ' ' <<<"$CTL")"
 if grep -q e2e_ram <<<"$CTL" && grep -q e2e_file <<<"$CTL"; then
@@ -186,6 +192,14 @@ check "fio randwrite + crc32c verify (ram, 4k)" \
     fio_verify ram "$SD_RAM" --rw=randwrite --bs=4k --size=32M --iodepth=16
 check "fio randwrite + crc32c verify (file, 4k..1M)" \
     fio_verify file "$SD_FILE" --rw=randwrite --bsrange=4k-1m --size=64M --iodepth=8
+check "fio 1M writes + verify at depth 32, FUA via O_SYNC (file)" \
+    fio_verify file-sync "$SD_FILE" --rw=write --bs=1m --size=48M --iodepth=32 --sync=1
+check_eq "1 MiB requests reach the device whole" 1024 \
+    "$(cat /sys/block/${SD_FILE#/dev/}/queue/max_sectors_kb)"
+FAST=$("${DAEMON[0]%/*}/tcmu-lua" ctl -s $SOCK --json stats e2e_file 2>&1)
+tl_log "file device stats: $(tr '\n' ' ' <<<"$FAST")"
+check "the fast path served the file device" \
+    grep -Eq "\"fast\": *[1-9]" <<<"$FAST"
 
 # ---------------------------------------------------------------------------
 tl_section "file system"

@@ -47,7 +47,8 @@ local Device = {}
 Device.__index = Device
 
 -- opts: handler, size, block_size, config (table or Lua source), caps,
--- name, write_cache, max_xfer_blocks, ring_bytes, data_bytes.
+-- name, write_cache, max_xfer_blocks, ring_bytes, data_bytes, hot_reload,
+-- no_uring (the fast path synchronous, as on a kernel without io_uring).
 function M.device(opts)
   local o = ffi.new('struct tl_simdev_opts')
   local keep = {}
@@ -66,6 +67,7 @@ function M.device(opts)
   o.data_bytes = opts.data_bytes or 0
   o.write_cache = opts.write_cache and 1 or 0
   o.hot_reload = opts.hot_reload and 1 or 0
+  o.no_uring = opts.no_uring and 1 or 0
   local err = ffi.new('char[1024]')
   local sd = C.tl_ffi_simdev_new(o, err, 1024)
   if sd == nil then return nil, ffi.string(err) end
@@ -142,12 +144,35 @@ function Device:exec(cdb, opts)
   end
 end
 
+-- Run the worker until every command in ids (a list of cmd_ids) is done;
+-- returns their results in the same order, or nil and 'timed out'.
+function Device:wait_all(ids, timeout)
+  local deadline = os.time() + (timeout or 10)
+  local out, left = {}, #ids
+  while true do
+    self:run(0)
+    for i, id in ipairs(ids) do
+      if not out[i] then
+        out[i] = self:result(id)
+        if out[i] then left = left - 1 end
+      end
+    end
+    if left == 0 then return out end
+    if os.time() > deadline then return nil, 'timed out' end
+    self:run(10)
+  end
+end
+
 function Device:inflight() return C.tl_ffi_simdev_inflight(self.sd) end
+
+-- true when the fast path's file I/O runs asynchronously (io_uring).
+function Device:async() return C.tl_ffi_simdev_async(self.sd) ~= 0 end
 
 -- The core's counters for this device (cmds, fast, lua_errors, ...).
 function Device:stats()
   local s = C.tl_ffi_simdev_stats(self.sd)
   local out = { cmds = tonumber(s.cmds), fast = tonumber(s.fast),
+    fast_async = tonumber(s.fast_async),
     lua_errors = tonumber(s.lua_errors), rejected = tonumber(s.rejected),
     aborted = tonumber(s.aborted), kicks = tonumber(s.kicks),
     batches = tonumber(s.batches), qdepth_max = s.qdepth_max }
