@@ -872,7 +872,7 @@ static bool parse_device(struct pctx *p, yaml_node_t *n, const char *path,
 	static const char *const keys[] = {
 		"name", "handler", "size", "block_size", "hw_max_sectors",
 		"max_data_area_mb", "data_pages_per_blk", "cmd_ring_size_mb",
-		"read_only", "write_cache", "options", "exports", NULL,
+		"cmd_time_out", "read_only", "write_cache", "options", "exports", NULL,
 	};
 	yaml_node_t *size_node = NULL;
 	yaml_node_pair_t *pair;
@@ -881,6 +881,7 @@ static bool parse_device(struct pctx *p, yaml_node_t *n, const char *path,
 
 	d->line = (int)n->start_mark.line + 1;
 	d->block_size = CFG_DEFAULT_BLOCK_SIZE;
+	d->cmd_time_out = -1;
 	if (!expect_map(p, n, path) || !check_keys(p, n, path, keys))
 		return false;
 	for_each_pair(n, pair) {
@@ -919,6 +920,11 @@ static bool parse_device(struct pctx *p, yaml_node_t *n, const char *path,
 		} else if (!strcmp(k, "cmd_ring_size_mb")) {
 			/* The kernel caps the command ring at 8 MiB. */
 			ok = get_u32(p, v, sub, 1, 8, &d->cmd_ring_size_mb);
+		} else if (!strcmp(k, "cmd_time_out")) {
+			uint32_t secs;
+
+			ok = get_u32(p, v, sub, 0, 86400, &secs);
+			d->cmd_time_out = (int32_t)secs;
 		} else if (!strcmp(k, "read_only")) {
 			ok = get_bool(p, v, sub, &d->read_only);
 		} else if (!strcmp(k, "write_cache")) {

@@ -45,6 +45,7 @@ struct cfg_device {
 	uint32_t max_data_area_mb;	/* 0: the kernel's default */
 	uint32_t data_pages_per_blk;	/* 0: the kernel's default */
 	uint32_t cmd_ring_size_mb;	/* 0: the kernel's default */
+	int32_t cmd_time_out;		/* seconds; -1: the kernel's default */
 	bool read_only;
 	bool write_cache;
 	char *options;			/* Lua table constructor, never NULL */

@@ -420,7 +420,7 @@ int tl_cfs_create_device(struct tl_cfs *c, unsigned int hba,
 			 const struct cfg_device *d, char *err, size_t errlen)
 {
 	struct ctx x = { c, d->name, err, errlen };
-	char hba_path[PATH_MAX], path[PATH_MAX], enable[PATH_MAX];
+	char hba_path[PATH_MAX], path[PATH_MAX], enable[PATH_MAX], tmr[PATH_MAX];
 	char devcfg[CFG_CFGSTR_MAX + 1], on[8];
 	int rc;
 
@@ -473,6 +473,23 @@ int tl_cfs_create_device(struct tl_cfs *c, unsigned int hba,
 		return rc;
 	if (d->write_cache &&
 	    (rc = write_attr(&x, path, "attrib/emulate_write_cache", "1")))
+		return rc;
+	if (d->cmd_time_out >= 0) {
+		char secs[16];
+
+		snprintf(secs, sizeof(secs), "%d", d->cmd_time_out);
+		if ((rc = write_attr(&x, path, "attrib/cmd_time_out", secs)))
+			return rc;
+	}
+	/*
+	 * Let aborts and resets reach the handler (kernel 5.9 and later; on
+	 * older ones the attribute is missing and nothing is lost but that).
+	 */
+	rc = mkpath(&x, tmr, "%s/attrib/tmr_notification", path);
+	if (rc)
+		return rc;
+	if (!access(tmr, F_OK) && (rc = write_attr(&x, path,
+						  "attrib/tmr_notification", "1")))
 		return rc;
 
 	/* The kernel now asks the daemon (netlink) and waits for its answer. */

@@ -755,6 +755,7 @@ static bool needs_recreate(const struct cfg_device *a,
 	       a->max_data_area_mb != b->max_data_area_mb ||
 	       a->data_pages_per_blk != b->data_pages_per_blk ||
 	       a->cmd_ring_size_mb != b->cmd_ring_size_mb ||
+	       a->cmd_time_out != b->cmd_time_out ||
 	       a->read_only != b->read_only || !same_exports(a, b);
 }
 

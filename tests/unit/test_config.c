@@ -138,6 +138,7 @@ static void test_full(void)
 		"    max_data_area_mb: 64\n"
 		"    data_pages_per_blk: 4\n"
 		"    cmd_ring_size_mb: 2\n"
+		"    cmd_time_out: 5\n"
 		"    read_only: true\n"
 		"    write_cache: true\n"
 		"    options: {path: /srv/img, create: true, direct: false}\n"
@@ -171,6 +172,7 @@ static void test_full(void)
 	CHECK_EQ(d->max_data_area_mb, 0);
 	CHECK_EQ(d->data_pages_per_blk, 0);
 	CHECK_EQ(d->cmd_ring_size_mb, 0);
+	CHECK_EQ(d->cmd_time_out, -1);
 	CHECK(!d->read_only && !d->write_cache);
 	CHECK(!strcmp(d->options, "{}"));
 	CHECK(!d->loop.enabled && !d->iscsi.enabled);
@@ -184,6 +186,7 @@ static void test_full(void)
 	CHECK_EQ(d->max_data_area_mb, 64);
 	CHECK_EQ(d->data_pages_per_blk, 4);
 	CHECK_EQ(d->cmd_ring_size_mb, 2);
+	CHECK_EQ(d->cmd_time_out, 5);
 	CHECK(d->read_only && d->write_cache);
 	CHECK(!strcmp(d->options,
 		      "{ path = \"/srv/img\", create = true, direct = false }"));
@@ -365,8 +368,10 @@ static void test_bad_devices(void)
 	    "t.yaml:2:57: devices[0].cmd_ring_size_mb: 9 is out of range (1..8)");
 	bad("devices:\n  - {name: d, handler: ram, size: 1M, max_data_area_mb: 1, data_pages_per_blk: 512}\n",
 	    "t.yaml:2:5: devices[0]: data_pages_per_blk 512 is more than max_data_area_mb 1 holds (256 pages)");
+	bad("devices:\n  - {name: d, handler: ram, size: 1M, cmd_time_out: 86401}\n",
+	    "t.yaml:2:53: devices[0].cmd_time_out: 86401 is out of range (0..86400)");
 	bad("devices:\n  - {name: d, handler: ram, size: 1M, sise: 2}\n",
-	    "t.yaml:2:39: devices[0]: unknown key 'sise' (known: name, handler, size, block_size, hw_max_sectors, max_data_area_mb, data_pages_per_blk, cmd_ring_size_mb, read_only, write_cache, options, exports)");
+	    "t.yaml:2:39: devices[0]: unknown key 'sise' (known: name, handler, size, block_size, hw_max_sectors, max_data_area_mb, data_pages_per_blk, cmd_ring_size_mb, cmd_time_out, read_only, write_cache, options, exports)");
 	bad("devices:\n  - {name: d, handler: ram, size: 1M, options: [1]}\n",
 	    "t.yaml:2:48: devices[0].options: expected a mapping, got a list");
 	bad("devices:\n  - {name: d, handler: ram, size: 1M, options: {[k]: 1}}\n",
