@@ -41,7 +41,7 @@ local function read_capacity16(dev, cmd, s)
 	p[12] = 0x00			-- P_TYPE/PROT_EN: no protection information
 	p[13] = band(s.pb_exponent, 0x0F)	-- LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT
 	-- LBPME: thin provisioning (UNMAP works); LBPRZ: unmapped blocks read 0.
-	p[14] = bor(s.h_unmap and 0x80 or 0, s.lbprz and 0x40 or 0)
+	p[14] = bor(s.can_unmap and 0x80 or 0, s.lbprz and 0x40 or 0)
 	return reply(dev, cmd, p, 32, alloc)
 end
 

@@ -125,6 +125,12 @@ end
 
 local function has(h, name) return type(h[name]) == 'function' end
 
+-- Can the handler serve a command that needs callback `need`?  UNMAP also
+-- works with only `write`: the library then writes zeros (rw.lua).
+local function can(h, need)
+	return has(h, need) or (need == 'unmap' and has(h, 'write'))
+end
+
 function M.attach(dev)
 	local h = dev.handler or {}
 	local info = dev.info
@@ -176,14 +182,20 @@ function M.attach(dev)
 	if not has(h, 'flush') then s.h_flush = nil end
 	if not has(h, 'unmap') then s.h_unmap = nil end
 	s.read_only = info.read_only ~= 0 or s.h_write == nil or conf.read_only == true
-	-- Thin provisioning: blocks read as zeros once unmapped (LBPRZ).
-	s.lbprz = s.h_unmap ~= nil and (h.unmap_zeroes == true or conf.unmap_zeroes == true)
+	-- Logical block provisioning.  A handler with unmap is thin; one that
+	-- can only write gets UNMAP and WRITE SAME with UNMAP as zeros written
+	-- through write (zero_unmap), so Linux can discard and trim it, and
+	-- unmapped blocks read back as zeros (LBPRZ) either way when they do.
+	s.zero_unmap = s.h_unmap == nil and s.h_write ~= nil
+	s.can_unmap = s.h_unmap ~= nil or s.zero_unmap
+	s.lbprz = s.zero_unmap or
+		(s.h_unmap ~= nil and (h.unmap_zeroes == true or conf.unmap_zeroes == true))
 
 	-- Dispatch tables, without the commands this handler cannot serve.
 	local dispatch, sa_dispatch = {}, {}
 	for op = 0, 255 do
 		local f = commands[op]
-		if f and not (needs[op * 256] and not has(h, needs[op * 256])) then
+		if f and not (needs[op * 256] and not can(h, needs[op * 256])) then
 			dispatch[op] = f
 		end
 		local sat = service_actions[op]
@@ -191,7 +203,7 @@ function M.attach(dev)
 			sa_dispatch[op] = {}
 			for sa, fn in pairs(sat) do
 				local need = needs[op * 256 + sa]
-				if not (need and not has(h, need)) then sa_dispatch[op][sa] = fn end
+				if not (need and not can(h, need)) then sa_dispatch[op][sa] = fn end
 			end
 			dispatch[op] = by_service_action
 		end

@@ -75,6 +75,9 @@ function M.setup(dev, s, conf)
 	end
 	s.naa = naa
 	s.caw_max = math.min(255, math.floor(s.scratch_bytes / info.block_size))
+	-- Zeros written for an UNMAP cost time: bound what one command asks.
+	s.max_unmap_blocks = s.zero_unmap and math.floor(rw.ZERO_UNMAP_BYTES / info.block_size)
+		or rw.MAX_UNMAP_BLOCKS
 	s.rotation_rate = conf.rotation_rate or 1	-- 1: non-rotating medium
 	s.unmap_granularity = conf.unmap_granularity or 1
 	local pbs = conf.physical_block_size or info.block_size
@@ -145,8 +148,8 @@ vpd[0xB0] = function(s, p)
 	put32(p, 8, info.max_xfer_blocks)	-- MAXIMUM TRANSFER LENGTH (0: none)
 	put32(p, 12, info.max_xfer_blocks)	-- OPTIMAL TRANSFER LENGTH
 	put32(p, 16, 0)				-- MAXIMUM PREFETCH LENGTH
-	if s.h_unmap then
-		put32(p, 20, rw.MAX_UNMAP_BLOCKS)	-- MAXIMUM UNMAP LBA COUNT
+	if s.can_unmap then
+		put32(p, 20, s.max_unmap_blocks)	-- MAXIMUM UNMAP LBA COUNT
 		put32(p, 24, rw.MAX_UNMAP_DESCRIPTORS)	-- MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
 		put32(p, 28, s.unmap_granularity)	-- OPTIMAL UNMAP GRANULARITY
 	end
@@ -162,10 +165,12 @@ end
 
 -- 0xB2 Logical Block Provisioning (SBC-3 6.5.4).
 vpd[0xB2] = function(s, p)
-	if s.h_unmap then
+	if s.can_unmap then
 		-- LBPU (UNMAP), LBPWS (WRITE SAME(16) UNMAP), LBPWS10, LBPRZ.
 		p[5] = bor(0xE0, s.lbprz and 0x04 or 0)
-		p[6] = 0x02			-- PROVISIONING TYPE: thin
+		-- PROVISIONING TYPE: thin, or resource provisioned when unmapping
+		-- writes zeros and gives nothing back.
+		p[6] = s.zero_unmap and 0x01 or 0x02
 	end
 	return 8
 end

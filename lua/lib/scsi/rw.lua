@@ -37,6 +37,8 @@ local M = {}
 M.MAX_UNMAP_DESCRIPTORS = 256
 M.MAX_UNMAP_BLOCKS = 0xFFFFFFFF
 M.MAX_WRITE_SAME_BLOCKS = 0x10000
+-- A handler without unmap: at most this many bytes of zeros per UNMAP.
+M.ZERO_UNMAP_BYTES = 32 * 1024 * 1024
 
 local mismatch = ffi.new('size_t[1]')	-- out-parameter of memcmp
 
@@ -296,6 +298,44 @@ local function sync10(dev, cmd, s) return sync_cache(dev, cmd, s, u32(cmd.cdb, 2
 local function sync16(dev, cmd, s) return sync_cache(dev, cmd, s, u64(cmd.cdb, 2), u32(cmd.cdb, 10)) end
 
 ------------------------------------------------------------------------
+-- Unmap [off, off+len), then continue with k(dev, cmd, ctx, sense).  With
+-- the handler's unmap that is one call.  A handler with only write gets
+-- zeros, written through write from the zeroed scratch buffer a chunk at a
+-- time (ctx.zoff, ctx.zleft: what is left), so the blocks read back as
+-- zeros as LBPRZ promises; with the write cache off they are flushed too.
+-- The caller owns the exclusive lock (the scratch buffer).
+local zero_next
+
+local function discard(dev, cmd, ctx, k, off, len)
+	local s = dev.scsi
+	if not s.zero_unmap then return run(dev, cmd, ctx, k, s.h_unmap, cmd, off, len) end
+	if not ctx.zeroed then		-- once per command: UNMAP has many ranges
+		ffi.fill(s.scratch_buf, s.scratch_bytes, 0)
+		ctx.zeroed = true
+	end
+	ctx.zoff, ctx.zleft, ctx.zk, ctx.zflushed = off, len, k, false
+	return zero_next(dev, cmd, ctx, nil)
+end
+
+zero_next = function(dev, cmd, ctx, sd)
+	local s = dev.scsi
+	if sd ~= nil then return ctx.zk(dev, cmd, ctx, sd) end
+	local left = ctx.zleft
+	if left == 0 then
+		if s.h_flush and not s.wce and not ctx.zflushed then
+			ctx.zflushed = true
+			return run(dev, cmd, ctx, zero_next, s.h_flush, cmd)
+		end
+		return ctx.zk(dev, cmd, ctx, nil)
+	end
+	local bs = s.info.block_size
+	local n = min(left, s.scratch_bytes - s.scratch_bytes % bs)
+	local off = ctx.zoff
+	ctx.zoff, ctx.zleft = off + n, left - n
+	return run(dev, cmd, ctx, zero_next, s.h_write, s.scratch, off, n, 0)
+end
+
+------------------------------------------------------------------------
 -- WRITE SAME(10/16), SBC-3 5.42-5.43: write one block of data-out (or
 -- zeros with NDOB) to every block of the range; with UNMAP=1 and a zero
 -- block, unmap the range instead.  A handler write_same() override gets the
@@ -327,7 +367,7 @@ local function write_same(dev, cmd, s, lba, n, nb_byte, is16)
 	if band(cdb1, 0x02) ~= 0 then return invalid_cdb(dev, cmd, 1, 1) end	-- LBDATA
 	local unmap = band(cdb1, 0x08) ~= 0
 	local ndob = is16 and band(cdb1, 0x01) ~= 0
-	if unmap and s.h_unmap == nil then return invalid_cdb(dev, cmd, 1, 3) end	-- LBPWS=0
+	if unmap and not s.can_unmap then return invalid_cdb(dev, cmd, 1, 3) end	-- LBPWS=0
 	if s.stopped then return fail(dev, cmd, STOPPED) end
 	local info = s.info
 	if lba + n > tonumber(info.num_blocks) then return fail(dev, cmd, LBA_OUT_OF_RANGE) end
@@ -350,9 +390,7 @@ local function write_same(dev, cmd, s, lba, n, nb_byte, is16)
 		end
 	end
 	local ctx = { lba = lba, n = n, bs = bs, done = 0 }
-	if unmap and zero then
-		return run(dev, cmd, ctx, xend, s.h_unmap, cmd, lba * bs, n * bs)
-	end
+	if unmap and zero then return discard(dev, cmd, ctx, xend, lba * bs, n * bs) end
 	if s.h_write_same then
 		return run(dev, cmd, ctx, ws_next_done, s.h_write_same,
 			ndob and s.scratch or cmd, lba * bs, n * bs, 0, unmap)
@@ -388,9 +426,7 @@ local function unmap_next(dev, cmd, ctx, sd)
 		local at = 8 + 16 * ctx.i
 		ctx.i = ctx.i + 1
 		local lba, nb = u64(p, at), u32(p, at + 8)
-		if nb > 0 then
-			return run(dev, cmd, ctx, unmap_next, s.h_unmap, cmd, lba * ctx.bs, nb * ctx.bs)
-		end
+		if nb > 0 then return discard(dev, cmd, ctx, unmap_next, lba * ctx.bs, nb * ctx.bs) end
 	end
 	return xend(dev, cmd, ctx, nil)
 end
@@ -413,12 +449,15 @@ local function unmap(dev, cmd, s)
 	if count > M.MAX_UNMAP_DESCRIPTORS then
 		return xend(dev, cmd, nil, sense.INVALID_FIELD_IN_PARAM, nil, field_pointer(false, 2))
 	end
-	local cap = tonumber(s.info.num_blocks)
+	-- MAXIMUM UNMAP LBA COUNT (VPD B0h) bounds the whole list, not
+	-- each descriptor (SBC-3 5.28.1); point at the count that passes it.
+	local cap, total = tonumber(s.info.num_blocks), 0
 	for i = 0, count - 1 do
 		local at = 8 + 16 * i
 		local lba, nb = u64(p, at), u32(p, at + 8)
 		if lba + nb > cap then return xend(dev, cmd, nil, LBA_OUT_OF_RANGE) end
-		if nb > M.MAX_UNMAP_BLOCKS then
+		total = total + nb
+		if total > s.max_unmap_blocks then
 			return xend(dev, cmd, nil, sense.INVALID_FIELD_IN_PARAM, nil, field_pointer(false, at + 8))
 		end
 	end

@@ -129,11 +129,20 @@ describe('INQUIRY', function()
 		assert.are.equal(0x10000, S.u64(r, 36))	-- MAXIMUM WRITE SAME LENGTH
 	end)
 
-	it('VPD 0xB0 without unmap reports no unmap limits', function()
-		dev = S.device({ no = { unmap = true } })
+	it('VPD 0xB0 without unmap and write reports no unmap limits', function()
+		dev = S.device({ no = { unmap = true, write = true } })
 		local r = inquiry(dev, 1, 0xB0, 255)
 		assert.are.equal(0, S.u32(r, 20))
 		assert.are.equal(0, S.u32(r, 24))
+	end)
+
+	it('VPD 0xB0 with write but no unmap bounds the zeros one UNMAP writes', function()
+		dev = S.device({ no = { unmap = true } })
+		local r = inquiry(dev, 1, 0xB0, 255)
+		assert.are.equal(32 * 1024 * 1024 / 512, S.u32(r, 20))	-- MAXIMUM UNMAP LBA COUNT
+		assert.are.equal(256, S.u32(r, 24))
+		dev = S.device({ no = { unmap = true }, block_size = 4096, blocks = 64 })
+		assert.are.equal(32 * 1024 * 1024 / 4096, S.u32(inquiry(dev, 1, 0xB0, 255), 20))
 	end)
 
 	it('VPD 0xB1 says non-rotating by default', function()
@@ -149,7 +158,12 @@ describe('INQUIRY', function()
 		assert.are.equal(0x02, S.u8(r, 6))	-- thin
 		dev = S.device({ conf = { unmap_zeroes = true } })
 		assert.are.equal(0xE4, S.u8(inquiry(dev, 1, 0xB2, 255), 5))	-- + LBPRZ
+		-- Only write: UNMAP writes zeros, so LBPRZ; resource provisioned.
 		dev = S.device({ no = { unmap = true } })
+		r = inquiry(dev, 1, 0xB2, 255)
+		assert.are.equal(0xE4, S.u8(r, 5))
+		assert.are.equal(0x01, S.u8(r, 6))
+		dev = S.device({ no = { unmap = true, write = true } })
 		r = inquiry(dev, 1, 0xB2, 255)
 		assert.are.equal(0, S.u8(r, 5))
 		assert.are.equal(0, S.u8(r, 6))
@@ -200,10 +214,16 @@ describe('READ CAPACITY', function()
 		assert.are.equal(0xC0, S.u8(r, 14))
 	end)
 
-	it('(16) without unmap has LBPME=0', function()
-		local dev = S.device({ no = { unmap = true } })
+	it('(16) without unmap and write has LBPME=0', function()
+		local dev = S.device({ no = { unmap = true, write = true } })
 		local r = S.run(dev, cat(0x9E, 0x10, be(8, 0), be(4, 32), 0, 0), 32)
 		assert.are.equal(0, S.u8(r, 14))
+	end)
+
+	it('(16) with write but no unmap has LBPME=1 and LBPRZ=1 (zeros)', function()
+		local dev = S.device({ no = { unmap = true } })
+		local r = S.run(dev, cat(0x9E, 0x10, be(8, 0), be(4, 32), 0, 0), 32)
+		assert.are.equal(0xC0, S.u8(r, 14))
 	end)
 
 	it('(16) truncates to the allocation length', function()

@@ -24,8 +24,8 @@ describe('small commands', function()
 		assert.are.equal(0x00, r.ascq)
 	end)
 
-	it('UNMAP without an unmap callback is INVALID COMMAND OPERATION CODE', function()
-		dev = S.device({ no = { unmap = true } })
+	it('UNMAP without unmap and write callbacks is INVALID COMMAND OPERATION CODE', function()
+		dev = S.device({ no = { unmap = true, write = true } })
 		local r = S.run(dev, cat(0x42, 0, 0, 0, 0, 0, 0, be(2, 24), 0), 24)
 		assert.are.equal(0x20, r.asc)
 	end)
@@ -212,10 +212,18 @@ describe('small commands', function()
 			assert.is_nil(seen['5E'])
 		end)
 
-		it('leaves out UNMAP when the handler cannot unmap', function()
-			dev = S.device({ no = { unmap = true } })
+		it('leaves out UNMAP when the handler can neither unmap nor write', function()
+			dev = S.device({ no = { unmap = true, write = true } })
 			local r = rsoc(0, 0, 0, 4096)
 			for at = 4, r.read_len - 1, 8 do assert.are_not.equal(0x42, S.u8(r, at)) end
+		end)
+
+		it('lists UNMAP for a handler with only write (zeros are written)', function()
+			dev = S.device({ no = { unmap = true } })
+			local r = rsoc(0, 0, 0, 4096)
+			local found = false
+			for at = 4, r.read_len - 1, 8 do found = found or S.u8(r, at) == 0x42 end
+			assert.is_true(found)
 		end)
 
 		it('RCTD adds a timeouts descriptor to each command', function()
