@@ -63,6 +63,19 @@ describe('trace handler', function()
     end
   end)
 
+  it('writes zeros for UNMAP around a handler that has only read and write', function()
+    local d = assert(dev { inner = 'minimal' })
+    local data = ('m'):rep(BLOCK * 4)
+    assert.equals(0, assert(d:exec(T.write10(8, 4), { data = data })).status)
+    local param = T.be(0, 2) .. T.be(16, 2) .. '\0\0\0\0' .. T.be(8, 8) ..
+      T.be(4, 4) .. '\0\0\0\0'
+    local r = assert(d:exec('\66\0\0\0\0\0\0\0\24\0', { data = param }))
+    assert.equals(0, r.status)
+    r = assert(d:exec(T.read10(8, 4), { len = #data }))
+    assert.equals(('\0'):rep(#data), r.data)
+    d:close()
+  end)
+
   it('logs one command in N with sample', function()
     local d = assert(dev { inner = 'null', sample = 4 })
     for i = 1, 12 do assert(d:exec(T.read10(i, 1), { len = BLOCK })) end

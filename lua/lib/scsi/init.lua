@@ -180,7 +180,7 @@ function M.attach(dev)
 	s.h_lba_status = has(h, 'lba_status') and h.lba_status or nil
 	if not has(h, 'write') then s.h_write = nil end
 	if not has(h, 'flush') then s.h_flush = nil end
-	if not has(h, 'unmap') then s.h_unmap = nil end
+	if not has(h, 'unmap') or conf.zero_unmap == true then s.h_unmap = nil end
 	s.read_only = info.read_only ~= 0 or s.h_write == nil or conf.read_only == true
 	-- Logical block provisioning.  A handler with unmap is thin; one that
 	-- can only write gets UNMAP and WRITE SAME with UNMAP as zeros written

@@ -11,6 +11,7 @@ return {
 	rotation_rate = { type = 'integer', doc = 'VPD B1h MEDIUM ROTATION RATE (1: non-rotating, the default)' },
 	unmap_granularity = { type = 'integer', doc = 'VPD B0h OPTIMAL UNMAP GRANULARITY in blocks (default 1)' },
 	unmap_zeroes = { type = 'boolean', doc = 'unmapped blocks read as zeros (LBPRZ)' },
+	zero_unmap = { type = 'boolean', doc = "UNMAP writes zeros through write, even if the handler has unmap" },
 	physical_block_size = { type = 'size', doc = 'physical block size reported by READ CAPACITY(16)' },
 	write_cache = { type = 'boolean', doc = 'initial WCE (default: what the kernel reports)' },
 	descriptor_sense = { type = 'boolean', doc = 'initial D_SENSE: descriptor-format sense data' },

@@ -2,10 +2,12 @@
 local M = {}
 
 -- What the library offers follows the wrapper's table and dev.conf: say
--- what the inner handler cannot do (no write: read-only) or promises
--- (unmapped blocks read as zeros).
+-- what the inner handler cannot do (no write: read-only; no unmap: UNMAP
+-- as zeros written through write) or promises (unmapped blocks read as
+-- zeros).
 function M.adjust_conf(conf, inner)
   if not inner.write then conf.read_only = true end
+  if not inner.unmap and conf.zero_unmap == nil then conf.zero_unmap = true end
   if inner.unmap_zeroes and conf.unmap_zeroes == nil then conf.unmap_zeroes = true end
 end
 
