@@ -8,12 +8,18 @@ local sys = require 'tl.sys'
 local scsi = require 'scsi'
 local ffi = require 'ffi'
 
-local EIO_SENSE = scsi.sense.MEDIUM_ERROR
+local READ_FAILED = scsi.sense.MEDIUM_ERROR    -- UNRECOVERED READ ERROR
+local WRITE_FAILED = scsi.sense.WRITE_ERROR
+local ENOSPC, EDQUOT = -28, -122
 
-local function fail_for(err)
-  -- ENOSPC/EDQUOT: out of space; anything else: a medium error.
-  if err == -28 or err == -122 then return scsi.sense.NO_SPACE end
-  return EIO_SENSE
+-- The sense for a failed system call (err is -errno).  A sparse image on a
+-- full file system is a thin-provisioned LU out of space: SBC says DATA
+-- PROTECT, SPACE ALLOCATION FAILED WRITE PROTECT, which Linux turns into
+-- ENOSPC for the writer instead of an I/O error.  Anything else is a
+-- medium error in the direction of the transfer.
+local function fail_for(err, sense)
+  if err == ENOSPC or err == EDQUOT then return scsi.sense.NO_SPACE end
+  return sense
 end
 
 return {
@@ -61,7 +67,7 @@ return {
 
   read = function(dev, cmd, offset, length, cmd_off)
     local got = C.tl_ffi_pread(cmd, cmd_off, length, dev.state.fd, offset)
-    if got < 0 then return nil, fail_for(tonumber(got)) end
+    if got < 0 then return nil, fail_for(tonumber(got), READ_FAILED) end
     if got < length then  -- past the end of a shrunk file: zeros
       C.tl_ffi_fill(cmd, cmd_off + got, 0, length - got)
     end
@@ -69,11 +75,13 @@ return {
 
   write = function(dev, cmd, offset, length, cmd_off)
     local put = C.tl_ffi_pwrite(cmd, cmd_off, length, dev.state.fd, offset)
-    if put < 0 then return nil, fail_for(tonumber(put)) end
+    if put < 0 then return nil, fail_for(tonumber(put), WRITE_FAILED) end
   end,
 
   flush = function(dev)
-    if C.fdatasync(dev.state.fd) ~= 0 then return nil, scsi.sense.WRITE_ERROR end
+    if C.fdatasync(dev.state.fd) ~= 0 then
+      return nil, fail_for(-ffi.errno(), WRITE_FAILED)
+    end
   end,
 
   unmap = function(dev, cmd, offset, length)

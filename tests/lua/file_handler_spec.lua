@@ -2,6 +2,36 @@
 local T = require 'tl.testing'
 local ffi = require 'ffi'
 pcall(ffi.cdef, 'int truncate(const char *path, int64_t length);')
+local sys = require 'tl.sys'
+
+if not pcall(ffi.typeof, 'struct tl_file_spec_marker') then
+  ffi.cdef [[
+    struct tl_file_spec_marker { int unused; };
+    int dup2(int oldfd, int newfd);
+    int64_t readlink(const char *path, char *buf, size_t size);
+  ]]
+end
+
+-- The descriptor the handler (in this process) holds on path.
+local function handler_fd(path)
+  local buf = ffi.new('char[4096]')
+  for fd = 3, 1023 do
+    local n = ffi.C.readlink('/proc/self/fd/' .. fd, buf, 4096)
+    if n > 0 and ffi.string(buf, n) == path then return fd end
+  end
+end
+
+-- Put another file under the handler's descriptor: /dev/full makes every
+-- write fail with ENOSPC (a full file system), a descriptor opened for
+-- the other direction makes reads or writes fail with EBADF (an I/O
+-- error the handler has no special case for).
+local function replace_fd(path, with, flags)
+  local fd = assert(handler_fd(path), 'handler descriptor not found')
+  local other = ffi.C.open(with, flags)
+  assert(other >= 0, with)
+  assert(ffi.C.dup2(other, fd) == fd)
+  ffi.C.close(other)
+end
 
 local function tmpfile(size)
   local path = os.tmpname()
@@ -71,6 +101,41 @@ for _, mode in ipairs(modes) do
       assert.equals(0x05, r.sense_key)
       assert.equals(0x21, r.asc)
       assert.equals(0, d:stats().fast)
+    end)
+
+    it('fails writes on a full file system with SPACE ALLOCATION FAILED', function()
+      replace_fd(path, '/dev/full', sys.O_RDWR)
+      local r = assert(d:exec(T.write10(8, 2), { data = ('x'):rep(1024) }))
+      assert.equals(2, r.status)
+      assert.equals(0x07, r.sense_key)   -- DATA PROTECT
+      assert.equals(0x27, r.asc)
+      assert.equals(0x07, r.ascq)
+      assert.equals(1, d:stats().write.errors)
+      r = assert(d:exec(T.read10(8, 2), { len = 1024 }))
+      assert.equals(0, r.status)
+    end)
+
+    it('fails writes it cannot do with WRITE ERROR', function()
+      replace_fd(path, path, sys.O_RDONLY)
+      local r = assert(d:exec(T.write16(8, 2), { data = ('x'):rep(1024) }))
+      assert.equals(2, r.status)
+      assert.equals(0x03, r.sense_key)   -- MEDIUM ERROR
+      assert.equals(0x0c, r.asc)
+      assert.equals(0x00, r.ascq)
+      r = assert(d:exec(T.read16(8, 2), { len = 1024 }))
+      assert.equals(0, r.status)
+    end)
+
+    it('fails reads it cannot do with UNRECOVERED READ ERROR', function()
+      replace_fd(path, path, 1 --[[O_WRONLY]])
+      local r = assert(d:exec(T.read10(8, 2), { len = 1024 }))
+      assert.equals(2, r.status)
+      assert.equals(0x03, r.sense_key)
+      assert.equals(0x11, r.asc)
+      assert.equals(0x00, r.ascq)
+      r = assert(d:exec(T.write10(8, 2), { data = ('y'):rep(1024) }))
+      assert.equals(0, r.status)
+      assert.equals(('y'):rep(1024), file_bytes(path, 8 * 512, 1024))
     end)
 
     it('handles a batch of 32 mixed commands', function()
