@@ -14,8 +14,8 @@
 #   - the ram device is resized through the YAML file + `ctl reload`
 #     (attrib/dev_size, netlink RECONFIG), the null device by writing
 #     attrib/dev_size itself; the SCSI disks are rescanned;
-#   - `tcmu-lua ctl trace` runs for a few seconds on a device.
-# The daemon's VmRSS is sampled every ~10 s.  Passes when: every fio job
+#   - `tcmu-lua ctl trace` runs on a device until it shows a command.
+# The daemon's VmRSS is sampled every ~10 s (more when the guest is slow).  Passes when: every fio job
 # ends with no error and no verify failure; after warm-up (the first
 # sample at or after 20% of the run, at least 60 s) VmRSS never exceeds
 # that sample by more than TL_SOAK_RSS_MIB (32) MiB; when idle no device
@@ -197,7 +197,12 @@ while :; do
     now=$(date +%s)
     el=$((now - START))
     [ $el -lt "$SECS" ] || break
-    rss=$(status_kib VmRSS) || { fail "the daemon is gone"; break; }
+    if ! rss=$(status_kib VmRSS); then
+        tl_daemon_running || { fail "the daemon is gone"; break; }
+        tl_warn "no VmRSS in /proc/$DPID/status this time"
+        sleep 10
+        continue
+    fi
     anon=$(status_kib RssAnon)
     echo "$el $rss $anon" >>"$RSS_LOG"
     SAMPLES=$((SAMPLES + 1))
@@ -213,7 +218,8 @@ while :; do
             dev=${NAMES[TRACES % 5]}
             ctl trace "$dev" >"$TL_OUT/trace-$TRACES.txt" 2>&1 &
             tp=$!
-            sleep 3
+            # Until it shows a command (ctl starts slowly on a busy guest).
+            tl_wait 60 grep -qE 'READ|WRITE' "$TL_OUT/trace-$TRACES.txt"
             # TERM: a background job of a script ignores SIGINT.
             kill $tp 2>/dev/null
             wait $tp 2>/dev/null
