@@ -9,7 +9,7 @@ build="cmake gcc make pkg-config libc6-dev linux-libc-dev
   libyaml-dev liburing-dev lua-busted lua-dkjson clang libclang-rt-14-dev
   qemu-utils"
 vm="qemu-system-x86 linux-image-amd64 busybox-static kmod xz-utils
-  fio sg3-utils e2fsprogs util-linux libiscsi-bin dmsetup qemu-utils"
+  fio sg3-utils e2fsprogs util-linux libiscsi-bin dmsetup"
 
 pkgs="$build"
 [ "${1:-}" = "--no-vm" ] || pkgs="$pkgs $vm"
