@@ -211,9 +211,15 @@ struct tl_uring *tl_uring_new(struct tl_worker *w, const char **why)
 		free(u);
 		return NULL;
 	}
+	/*
+	 * Every completion signals the eventfd, even those reaped inline right
+	 * after submitting (an extra, harmless wake-up).  The "async only"
+	 * variant is not enough: completions the kernel finishes through task
+	 * work (an error returned early, say) would then never wake the loop.
+	 */
 	u->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (u->efd < 0 ||
-	    io_uring_register_eventfd_async(&u->ring, u->efd)) {
+	    io_uring_register_eventfd(&u->ring, u->efd)) {
 		*why = "cannot register an eventfd";
 		if (u->efd >= 0)
 			close(u->efd);

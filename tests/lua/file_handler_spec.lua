@@ -104,12 +104,6 @@ for _, mode in ipairs(modes) do
     end)
 
     it('fails writes on a full file system with SPACE ALLOCATION FAILED', function()
-      if fast and not mode.no_uring then
-        -- The io_uring fast path never completes this WRITE (the spec
-        -- times out): reported in /work/briefs/h5-fastpath.md.
-        pending('ENOSPC on the io_uring fast path: the command never completes')
-        return
-      end
       replace_fd(path, '/dev/full', sys.O_RDWR)
       local r = assert(d:exec(T.write10(8, 2), { data = ('x'):rep(1024) }))
       assert.equals(2, r.status)
