@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * watchdog.h - notice a thread that stays in Lua too long.
+ *
+ * A worker stamps the time it enters Lua and clears it when Lua returns:
+ * one store each way, per batch, not per command.  One watchdog thread per
+ * process looks at every stamp a few times per timeout.  A stamp older
+ * than the timeout gets interrupt() (the worker arms a Lua hook, which
+ * stops interpreted code); older than 1.5 timeouts, stuck() (compiled code
+ * or a blocking C call: the worker is given up on).  Each runs once per
+ * entry into Lua.
+ */
+#ifndef TL_WATCHDOG_H
+#define TL_WATCHDOG_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct tl_wd {
+	uint64_t since;			/* ns when Lua was entered, 0 outside; atomic */
+	pthread_t thread;		/* the thread in Lua */
+	unsigned int timeout_ms;	/* 0: not watched */
+
+	/* Both run on the watchdog thread, never under the worker's lock. */
+	void (*interrupt)(struct tl_wd *wd);
+	void (*stuck)(struct tl_wd *wd, uint64_t ms);
+
+	/* The watchdog's own bookkeeping. */
+	uint64_t seen;			/* the entry acted on */
+	int stage;			/* 0, 1 interrupted, 2 stuck */
+	struct tl_wd *next;
+};
+
+/* CLOCK_MONOTONIC_COARSE in ns: a few ns to read, good to a few ms. */
+uint64_t tl_wd_now(void);
+
+/* Enter Lua; returns what to give tl_wd_leave() (entries may nest). */
+static inline uint64_t tl_wd_enter(struct tl_wd *wd)
+{
+	uint64_t outer = __atomic_load_n(&wd->since, __ATOMIC_RELAXED);
+
+	if (!outer) {
+		wd->thread = pthread_self();
+		__atomic_store_n(&wd->since, tl_wd_now(), __ATOMIC_RELEASE);
+	}
+	return outer;
+}
+
+static inline void tl_wd_leave(struct tl_wd *wd, uint64_t outer)
+{
+	if (!outer)
+		__atomic_store_n(&wd->since, 0, __ATOMIC_RELEASE);
+}
+
+/* Watch wd (timeout_ms > 0) from now on; starts the thread on first use. */
+int tl_wd_add(struct tl_wd *wd);
+void tl_wd_del(struct tl_wd *wd);
+
+/* One look at every watch as if the time were now (the thread's work;
+ * tests call it with made-up times).  Returns the callbacks it ran. */
+int tl_wd_scan(uint64_t now);
+
+/* Stop the thread (tests; the daemon lets exit() do it). */
+void tl_wd_shutdown(void);
+
+#endif /* TL_WATCHDOG_H */
