@@ -158,8 +158,8 @@ static void wd_hook(lua_State *L, lua_Debug *ar)
 	if (!w)
 		return;
 	since = __atomic_load_n(&w->wd.since, __ATOMIC_ACQUIRE);
-	if (!since || tl_wd_now() - since <
-			      (uint64_t)w->wd.timeout_ms * 1000000ull)
+	if (!since || (since != TL_WD_TAKEN && tl_wd_now() - since <
+			       (uint64_t)w->wd.timeout_ms * 1000000ull))
 		return;		/* a late nudge: this entry is on time */
 	w->lua_timeouts++;
 	luaL_error(L, "%s ran longer than %u ms (daemon.lua_timeout_ms): interrupted",
@@ -273,17 +273,16 @@ static int call_runtime(struct tl_worker *w, struct tl_dev *d, const char *cb,
 {
 	struct tl_dev *outer_dev = w->lua_dev;
 	const char *outer_cb = w->lua_cb;
-	uint64_t outer;
+	uint64_t stamp;
 	int rc;
 
 	w->lua_dev = d;
 	w->lua_cb = cb;
 	tl_lua_self = w;
-	outer = tl_wd_enter(&w->wd);
+	stamp = tl_wd_enter(&w->wd);
 	rc = lua_pcall(w->L, nargs, nres, base);
-	tl_wd_leave(&w->wd, outer);
-	if (__atomic_load_n(&w->retired, __ATOMIC_ACQUIRE))
-		tl_worker_retired_exit(w);
+	if (!tl_wd_leave(&w->wd, stamp))
+		tl_worker_retired_exit(w);	/* given up on while in Lua */
 	d = w->lua_dev;		/* timer callbacks say whose they are */
 	w->lua_dev = outer_dev;
 	w->lua_cb = outer_cb;

@@ -33,7 +33,7 @@ static int look(struct tl_wd *wd, uint64_t now)
 	uint64_t since = __atomic_load_n(&wd->since, __ATOMIC_ACQUIRE);
 	uint64_t limit = (uint64_t)wd->timeout_ms * 1000000ull, age;
 
-	if (!since || !limit)
+	if (!since || since == TL_WD_TAKEN || !limit)
 		return 0;
 	if (since != wd->seen) {	/* a new entry into Lua */
 		wd->seen = since;
@@ -49,7 +49,7 @@ static int look(struct tl_wd *wd, uint64_t now)
 	if (wd->stage == 1 && age >= limit + limit / 2) {
 		wd->stage = 2;
 		if (wd->stuck)
-			wd->stuck(wd, age / 1000000ull);
+			wd->stuck(wd, since, age / 1000000ull);
 		return 1;
 	}
 	return 0;

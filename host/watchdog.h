@@ -22,9 +22,10 @@ struct tl_wd {
 	pthread_t thread;		/* the thread in Lua */
 	unsigned int timeout_ms;	/* 0: not watched */
 
-	/* Both run on the watchdog thread, never under the worker's lock. */
+	/* Both run on the watchdog thread, never under the worker's lock.
+	 * stuck() gets the entry's stamp, for tl_wd_take(). */
 	void (*interrupt)(struct tl_wd *wd);
-	void (*stuck)(struct tl_wd *wd, uint64_t ms);
+	void (*stuck)(struct tl_wd *wd, uint64_t since, uint64_t ms);
 
 	/* The watchdog's own bookkeeping. */
 	uint64_t seen;			/* the entry acted on */
@@ -35,22 +36,45 @@ struct tl_wd {
 /* CLOCK_MONOTONIC_COARSE in ns: a few ns to read, good to a few ms. */
 uint64_t tl_wd_now(void);
 
-/* Enter Lua; returns what to give tl_wd_leave() (entries may nest). */
+/* The stamp of an entry the watchdog took away from its thread. */
+#define TL_WD_TAKEN UINT64_MAX
+
+/*
+ * Enter Lua; returns what to give tl_wd_leave(): the stamp, or 0 for an
+ * entry nested in another one (the outer stamp stays).
+ */
 static inline uint64_t tl_wd_enter(struct tl_wd *wd)
 {
-	uint64_t outer = __atomic_load_n(&wd->since, __ATOMIC_RELAXED);
+	uint64_t t;
 
-	if (!outer) {
-		wd->thread = pthread_self();
-		__atomic_store_n(&wd->since, tl_wd_now(), __ATOMIC_RELEASE);
-	}
-	return outer;
+	if (__atomic_load_n(&wd->since, __ATOMIC_RELAXED))
+		return 0;
+	wd->thread = pthread_self();
+	t = tl_wd_now();
+	__atomic_store_n(&wd->since, t, __ATOMIC_RELEASE);
+	return t;
 }
 
-static inline void tl_wd_leave(struct tl_wd *wd, uint64_t outer)
+/*
+ * Leave Lua.  False: the watchdog took this entry (tl_wd_take) while the
+ * thread was in it, and everything the thread would touch next belongs to
+ * someone else now.  The stamp is one compare-and-swap, so the thread and
+ * the watchdog cannot both think they won.
+ */
+static inline bool tl_wd_leave(struct tl_wd *wd, uint64_t t)
 {
-	if (!outer)
-		__atomic_store_n(&wd->since, 0, __ATOMIC_RELEASE);
+	if (!t)
+		return true;
+	return __atomic_compare_exchange_n(&wd->since, &t, 0, false,
+					   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+/* Take the entry stamped `since` from its thread, if it is still in it. */
+static inline bool tl_wd_take(struct tl_wd *wd, uint64_t since)
+{
+	return __atomic_compare_exchange_n(&wd->since, &since, TL_WD_TAKEN,
+					   false, __ATOMIC_ACQ_REL,
+					   __ATOMIC_ACQUIRE);
 }
 
 /* Watch wd (timeout_ms > 0) from now on; starts the thread on first use. */

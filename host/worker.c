@@ -717,7 +717,7 @@ static void demote(struct tl_worker *w)
 			w->index, strerror(rc));
 }
 
-int tl_worker_rescue(struct tl_worker *old)
+int tl_worker_rescue(struct tl_worker *old, uint64_t since)
 {
 	struct tl_worker_req *reqs, *running, *r, *rev = NULL;
 	struct tl_dev *d, *next, *stuck = old->lua_dev;
@@ -730,6 +730,13 @@ int tl_worker_rescue(struct tl_worker *old)
 	if (!nw) {
 		tl_err("worker %d: cannot start a fresh worker: %s", old->index,
 		       err);
+		return -1;
+	}
+	/* The thread may have come back meanwhile: then it keeps its worker. */
+	if (!tl_wd_take(&old->wd, since)) {
+		tl_warn("worker %d: Lua returned after all; nothing moves",
+			old->index);
+		tl_worker_free(nw);
 		return -1;
 	}
 	nw->rescues = old->rescues + 1;
@@ -805,7 +812,7 @@ void tl_worker_retired_exit(struct tl_worker *w)
 }
 
 /* Watchdog thread: the worker has been in Lua for longer than the limit. */
-static void wd_stuck(struct tl_wd *wd, uint64_t ms)
+static void wd_stuck(struct tl_wd *wd, uint64_t since, uint64_t ms)
 {
 	struct tl_worker *w = (struct tl_worker *)((char *)wd -
 						   offsetof(struct tl_worker, wd));
@@ -823,7 +830,7 @@ static void wd_stuck(struct tl_wd *wd, uint64_t ms)
 	tl_err("%s (daemon.lua_timeout_ms is %u)%s", w->wd_report,
 	       wd->timeout_ms, w->threaded ? "; moving the worker's other devices to a fresh worker" :
 	       "");
-	tl_worker_rescue(w);
+	tl_worker_rescue(w, since);
 }
 
 static void wd_interrupt(struct tl_wd *wd)

@@ -97,9 +97,11 @@ struct tl_worker *tl_worker_live(struct tl_worker *w);
 /*
  * Give up on a worker whose thread is stuck in Lua: a fresh worker takes
  * its devices (their handlers reopened), the stuck device is served as
- * failed, the stuck thread is demoted to SCHED_IDLE.  Watchdog thread.
+ * failed, the stuck thread is demoted to SCHED_IDLE.  Watchdog thread;
+ * since is the stuck entry's stamp: if the thread left it meanwhile,
+ * nothing happens (-1).
  */
-int tl_worker_rescue(struct tl_worker *w);
+int tl_worker_rescue(struct tl_worker *w, uint64_t since);
 
 /* The thread of a retired worker came back from Lua: end it. */
 void tl_worker_retired_exit(struct tl_worker *w) __attribute__((noreturn));

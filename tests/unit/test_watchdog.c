@@ -23,9 +23,10 @@ static void on_interrupt(struct tl_wd *wd)
 	interrupts++;
 }
 
-static void on_stuck(struct tl_wd *wd, uint64_t ms)
+static void on_stuck(struct tl_wd *wd, uint64_t since, uint64_t ms)
 {
 	(void)wd;
+	(void)since;
 	stucks++;
 	stuck_ms = ms;
 }
@@ -100,15 +101,38 @@ static void test_nested_entries_keep_the_outer_stamp(void)
 
 	reset(&wd, 100);
 	outer = tl_wd_enter(&wd);
-	CHECK_EQ(outer, 0);
-	CHECK(wd.since != 0);
-	wd.since = 12345;			/* as if entered long ago */
+	CHECK(outer != 0);
+	CHECK_EQ(wd.since, outer);
+	wd.since = outer = 12345;		/* as if entered long ago */
 	inner = tl_wd_enter(&wd);
-	CHECK_EQ(inner, 12345);
 	CHECK_EQ(wd.since, 12345);
-	tl_wd_leave(&wd, inner);
+	CHECK_EQ(inner, 0);			/* nested */
+	CHECK(tl_wd_leave(&wd, inner));
 	CHECK_EQ(wd.since, 12345);		/* still in the outer call */
-	tl_wd_leave(&wd, outer);
+	CHECK(!tl_wd_leave(&wd, 99));		/* not the stamp it set */
+	CHECK_EQ(wd.since, 12345);
+	CHECK(tl_wd_leave(&wd, 12345));
+	CHECK_EQ(wd.since, 0);
+}
+
+/* The thread and the watchdog race for a stuck entry: exactly one wins. */
+static void test_take_or_leave_never_both(void)
+{
+	struct tl_wd wd;
+	uint64_t t;
+
+	reset(&wd, 100);
+	t = tl_wd_enter(&wd);
+	CHECK(t != 0);
+	CHECK(tl_wd_take(&wd, t));		/* the watchdog first */
+	CHECK(!tl_wd_leave(&wd, t));		/* the thread must not go on */
+	CHECK_EQ(wd.since, TL_WD_TAKEN);
+	CHECK_EQ(tl_wd_scan(future()), 0);	/* a taken entry is not watched */
+
+	reset(&wd, 100);
+	t = tl_wd_enter(&wd);
+	CHECK(tl_wd_leave(&wd, t));		/* the thread first */
+	CHECK(!tl_wd_take(&wd, t));		/* nothing left to take */
 	CHECK_EQ(wd.since, 0);
 }
 
@@ -151,6 +175,7 @@ int main(void)
 	RUN(test_interrupt_then_stuck_once_each);
 	RUN(test_a_new_entry_starts_again);
 	RUN(test_nested_entries_keep_the_outer_stamp);
+	RUN(test_take_or_leave_never_both);
 	RUN(test_off_and_removed_watches_are_ignored);
 	RUN(test_the_thread_acts_on_a_real_stamp);
 	tl_wd_shutdown();
