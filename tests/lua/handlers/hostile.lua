@@ -24,8 +24,15 @@ local M = {
     -- Lua source of a flag address (cdata) a loop watches, so a spec can
     -- end a runaway loop once it has seen what happens meanwhile.
     flag = { type = 'number', default = 0 },
+    -- mode 'good', but a read of this LBA never returns (compiled loop).
+    spin_lba = { type = 'number', default = -1 },
   },
 }
+
+local function spin()
+  local n = 0
+  while true do n = n + 1 end
+end
 
 local function loop_until_flag(addr)
   local flag = ffi.cast('volatile int *', addr)
@@ -44,7 +51,8 @@ jit.off(interpreted_loop)
 function M.open(dev, conf)
   if conf.mode == 'raise_open' then error('open exploded') end
   if conf.mode == 'refuse_open' then return nil, 'no, thanks' end
-  return { mode = conf.mode, flag = conf.flag, held = {}, grow = {} }
+  return { mode = conf.mode, flag = conf.flag, spin_lba = conf.spin_lba,
+    held = {}, grow = {} }
 end
 
 function M.close(dev)
@@ -56,7 +64,11 @@ end
 function M.read(dev, cmd, off, len, at)
   local s = dev.state
   local mode = s.mode
-  if mode == 'good' then C.tl_ffi_fill(cmd, at, 0x11, len); return end
+  if mode == 'good' then
+    if off == s.spin_lba * 512 then spin() end
+    C.tl_ffi_fill(cmd, at, 0x11, len)
+    return
+  end
   if mode == 'raise_all' or mode == 'raise_close' then error('read exploded') end
   if garbage[mode] then return garbage[mode]() end
   if mode == 'pending_forever' then
