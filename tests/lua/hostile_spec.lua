@@ -239,7 +239,9 @@ describe('the watchdog', function()
     assert_good(h)
     local id = assert(d:submit(T.read10(0, 1), { len = 512 }))
     assert.truthy(run_until(d, function() return select(2, d:report()) == 1 end),
-      'the watchdog never gave up on the worker')
+      'the watchdog never gave up on the worker: report "' .. d:report() ..
+      '", ' .. d:inflight() .. ' in flight, result ' ..
+      tostring(d:result(id, true) and d:result(id, true).status))
     local report = d:report()
     assert.truthy(report:find('spinner: handler hostile stuck in dispatch for',
       1, true), report)
