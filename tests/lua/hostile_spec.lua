@@ -231,7 +231,7 @@ describe('the watchdog', function()
 
   it('moves the neighbours off a worker stuck in compiled code', function()
     local flag = ffi.new('int[1]')
-    local addr = tonumber(ffi.cast('intptr_t', flag))
+    local addr = ('%.0f'):format(tonumber(ffi.cast('intptr_t', flag)))
     finally(function() flag[0] = 1 end)   -- never leave the thread spinning
     local d = assert(dev('jit_loop', { threaded = true, lua_timeout_ms = 300,
       config = { mode = 'jit_loop', flag = addr }, name = 'spinner' }))

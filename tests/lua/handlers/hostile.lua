@@ -21,9 +21,10 @@ local garbage = {
 local M = {
   schema = {
     mode = { type = 'string', default = 'good' },
-    -- Lua source of a flag address (cdata) a loop watches, so a spec can
-    -- end a runaway loop once it has seen what happens meanwhile.
-    flag = { type = 'number', default = 0 },
+    -- The address (in decimal: a number option would lose digits) of an
+    -- int a loop watches, so a spec can end a runaway loop once it has
+    -- seen what happens meanwhile.
+    flag = { type = 'string', default = '0' },
     -- mode 'good', but a read of this LBA never returns (compiled loop).
     spin_lba = { type = 'number', default = -1 },
   },
@@ -35,7 +36,7 @@ local function spin()
 end
 
 local function loop_until_flag(addr)
-  local flag = ffi.cast('volatile int *', addr)
+  local flag = ffi.cast('volatile int *', tonumber(addr))
   local n = 0
   while flag[0] == 0 do n = n + 1 end   -- compiled within ~60 iterations
   return n
