@@ -37,14 +37,32 @@ const char *tl_ffi_strerror(int err)
 	return strerror(err < 0 ? -err : err);
 }
 
+/*
+ * A device shut down under the handler (memory limit, or taken from a
+ * stuck worker whose thread may still run Lua) is no longer the
+ * handler's: its ring belongs to whoever serves it now.
+ */
 struct tl_cmd *tl_ffi_next(struct tl_dev *dev)
 {
+	if (!__atomic_load_n(&dev->opened, __ATOMIC_ACQUIRE))
+		return NULL;
 	return tl_dev_queue_pop(dev);
 }
 
 int tl_ffi_complete(struct tl_dev *dev, struct tl_cmd *cmd)
 {
+	if (!__atomic_load_n(&dev->opened, __ATOMIC_ACQUIRE))
+		return -EPERM;
+	/* Another device's command: refuse before it is counted here. */
+	if (cmd != &dev->ring.reject &&
+	    (cmd < dev->ring.slots || cmd >= dev->ring.slots + RING_MAX_CMDS))
+		return -EINVAL;
 	return tl_dev_complete(dev, cmd);
+}
+
+void tl_ffi_lua_for(struct tl_worker *w, struct tl_dev *dev)
+{
+	w->lua_dev = dev;
 }
 
 struct tl_dev_info *tl_ffi_dev_info(struct tl_dev *dev)

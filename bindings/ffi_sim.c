@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +22,11 @@
 
 struct tl_simdev {
 	struct sim *sim;
-	struct tl_worker *w;
+	struct tl_worker *w;	/* may have a successor: use tl_worker_live() */
 	struct tl_dev *dev;
+	struct tl_simdev *owner;	/* the device whose worker we share */
+	unsigned int users;		/* devices sharing ours */
+	bool closed;			/* freed, kept for its worker's users */
 };
 
 static void set_info(struct tl_dev_info *info, const struct tl_simdev_opts *o)
@@ -65,9 +69,17 @@ struct tl_simdev *tl_ffi_simdev_new(const struct tl_simdev_opts *o, char *err,
 	wo.handler_dirs = o->handler_dirs;
 	wo.hot_reload = o->hot_reload;
 	wo.no_uring = o->no_uring;
-	sd->w = tl_worker_new(0, false, &wo, err, errlen);
-	if (!sd->w)
-		goto fail;
+	wo.lua_timeout_ms = o->lua_timeout_ms;
+	wo.lua_memory_limit = o->lua_memory_limit;
+	if (o->share) {
+		sd->owner = o->share->owner ? o->share->owner : o->share;
+		sd->owner->users++;
+		sd->w = tl_worker_live(sd->owner->w);
+	} else {
+		sd->w = tl_worker_new(0, o->threaded, &wo, err, errlen);
+		if (!sd->w)
+			goto fail;
+	}
 	/* The daemon side gets its own fd and mapping, as with /dev/uioN. */
 	fd = dup(sim_daemon_fd(sd->sim));
 	map = mmap(NULL, sim_map_size(sd->sim), PROT_READ | PROT_WRITE,
@@ -93,10 +105,32 @@ fail:
 	return NULL;
 }
 
+/*
+ * A worker shared by several devices lives until the last of them is
+ * freed, in whatever order that happens (the garbage collector's).
+ */
 void tl_ffi_simdev_free(struct tl_simdev *sd)
 {
+	struct tl_simdev *owner;
+
 	if (!sd)
 		return;
+	owner = sd->owner;
+	if (owner || sd->users) {
+		if (sd->dev)
+			tl_worker_remove_device(sd->w, sd->dev);
+		sd->dev = NULL;
+		sim_free(sd->sim);
+		sd->sim = NULL;
+		if (!owner) {
+			sd->closed = true;	/* its users free it */
+			return;
+		}
+		free(sd);
+		if (--owner->users || !owner->closed)
+			return;
+		sd = owner;
+	}
 	if (sd->w)
 		tl_worker_free(sd->w);	/* closes and frees its devices */
 	sim_free(sd->sim);
@@ -124,7 +158,15 @@ int tl_ffi_simdev_tmr(struct tl_simdev *sd, uint8_t type, const uint16_t *ids,
 
 int tl_ffi_simdev_run(struct tl_simdev *sd, int wait_ms)
 {
-	tl_worker_run_once(sd->w, wait_ms);
+	struct tl_worker *w = tl_worker_live(sd->w);
+
+	if (!w->threaded)
+		tl_worker_run_once(w, wait_ms);
+	else if (wait_ms)	/* its own thread serves it: just give it time */
+		usleep(wait_ms > 0 && wait_ms < 10 ? (unsigned int)wait_ms * 1000u :
+		       10000u);
+	else
+		sched_yield();
 	return sim_reap(sd->sim);
 }
 
@@ -158,7 +200,7 @@ uint32_t tl_ffi_simdev_inflight(struct tl_simdev *sd)
 int tl_ffi_simdev_eval(struct tl_simdev *sd, const char *code, char *out,
 		       size_t outlen)
 {
-	return tl_lua_eval(sd->w, code, out, outlen);
+	return tl_worker_eval(sd->w, code, out, outlen);
 }
 
 const struct tl_dev_stats *tl_ffi_simdev_stats(struct tl_simdev *sd)
@@ -170,4 +212,14 @@ int tl_ffi_simdev_reload(struct tl_simdev *sd, int force, char *err,
 			 size_t errlen)
 {
 	return tl_worker_reload(sd->w, force != 0, err, errlen);
+}
+
+const char *tl_ffi_simdev_report(struct tl_simdev *sd)
+{
+	return tl_worker_live(sd->w)->wd_report;
+}
+
+unsigned int tl_ffi_simdev_rescues(struct tl_simdev *sd)
+{
+	return tl_worker_live(sd->w)->rescues;
 }

@@ -158,6 +158,9 @@ const char *tl_ffi_strerror(int err);
  */
 struct tl_cmd *tl_ffi_next(struct tl_dev *dev);
 int tl_ffi_complete(struct tl_dev *dev, struct tl_cmd *cmd);
+/* Lua now runs for dev (timer and fd callbacks): whom the watchdog and
+ * the memory limit blame. */
+void tl_ffi_lua_for(struct tl_worker *w, struct tl_dev *dev);
 struct tl_dev_info *tl_ffi_dev_info(struct tl_dev *dev);
 const struct tl_dev_stats *tl_ffi_dev_stats(struct tl_dev *dev);
 
@@ -242,6 +245,10 @@ struct tl_simdev_opts {
 	uint8_t write_cache;
 	uint8_t hot_reload;		/* reload the handler when its file changes */
 	uint8_t no_uring;		/* fast path synchronous, as without io_uring */
+	uint8_t threaded;		/* a worker thread of its own, as in the daemon */
+	uint32_t lua_timeout_ms;	/* watchdog; 0 = off */
+	uint64_t lua_memory_limit;	/* bytes; 0 = none */
+	struct tl_simdev *share;	/* serve on this device's worker instead */
 };
 
 struct tl_simdev;
@@ -261,6 +268,10 @@ const struct tl_dev_stats *tl_ffi_simdev_stats(struct tl_simdev *sd);
 /* Run Lua in the device's worker state (specs, debugging). */
 int tl_ffi_simdev_eval(struct tl_simdev *sd, const char *code, char *out, size_t outlen);
 int tl_ffi_simdev_reload(struct tl_simdev *sd, int force, char *err, size_t errlen);
+/* What the watchdog and memory limit reported for the device's worker
+ * ("" when nothing), and how often it was replaced after getting stuck. */
+const char *tl_ffi_simdev_report(struct tl_simdev *sd);
+unsigned int tl_ffi_simdev_rescues(struct tl_simdev *sd);
 
 /*
  * The daemon's YAML configuration (host/config.c), for Lua tools such as

@@ -1096,7 +1096,8 @@ static bool parse_daemon(struct pctx *p, struct tl_config *c, yaml_node_t *n)
 {
 	static const char *const keys[] = {
 		"handler_dirs", "workers", "log_level", "control_socket",
-		"pid_file", "hba", "hot_reload", "poll_us", "io_uring", NULL,
+		"pid_file", "hba", "hot_reload", "poll_us", "io_uring",
+		"lua_timeout_ms", "lua_memory_limit", NULL,
 	};
 	yaml_node_pair_t *pair;
 	char sub[PATH_MAX_LEN], level[16];
@@ -1151,6 +1152,17 @@ static bool parse_daemon(struct pctx *p, struct tl_config *c, yaml_node_t *n)
 			c->poll_us = (unsigned int)v64;
 		} else if (!strcmp(k, "io_uring")) {
 			ok = get_bool(p, v, sub, &c->io_uring);
+		} else if (!strcmp(k, "lua_timeout_ms")) {
+			ok = get_uint(p, v, sub, 0, 3600000, &v64);
+			c->lua_timeout_ms = (unsigned int)v64;
+		} else if (!strcmp(k, "lua_memory_limit")) {
+			/* A size, or 0 for no limit. */
+			const char *s0 = scalar(v);
+
+			if (s0 && !strcmp(s0, "0"))
+				c->lua_memory_limit = 0;
+			else
+				ok = get_size(p, v, sub, &c->lua_memory_limit);
 		} else {
 			ok = get_uint(p, v, sub, 0, 1000000, &v64);
 			c->hba = (unsigned int)v64;
@@ -1193,6 +1205,8 @@ struct tl_config *tl_config_default(void)
 	c->log_level = TL_LOG_INFO;
 	c->hba = CFG_DEFAULT_HBA;
 	c->io_uring = true;
+	c->lua_timeout_ms = CFG_DEFAULT_LUA_TIMEOUT_MS;
+	c->lua_memory_limit = CFG_DEFAULT_LUA_MEMORY_LIMIT;
 	return c;
 }
 

@@ -65,6 +65,8 @@ struct tl_config {
 	bool hot_reload;		/* reload handlers when their files change */
 	unsigned int poll_us;		/* workers busy-poll rings this long */
 	bool io_uring;			/* fast path I/O through io_uring */
+	unsigned int lua_timeout_ms;	/* watchdog; 0 = off */
+	uint64_t lua_memory_limit;	/* per worker's Lua state; 0 = none */
 	char *pid_file;			/* NULL: none */
 	unsigned int hba;		/* core/user_<hba> for configured devices */
 	struct cfg_device *devices;
@@ -74,6 +76,8 @@ struct tl_config {
 /* Defaults used when a key is absent (and with no file at all). */
 #define CFG_DEFAULT_WORKERS 2
 #define CFG_DEFAULT_HBA 1
+#define CFG_DEFAULT_LUA_TIMEOUT_MS 5000
+#define CFG_DEFAULT_LUA_MEMORY_LIMIT (1ull << 30)
 #define CFG_DEFAULT_BLOCK_SIZE 512
 /* hw_max_sectors: 1 MiB commands, so large I/O is not split up. */
 #define CFG_DEFAULT_MAX_IO_BYTES (1024 * 1024)

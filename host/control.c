@@ -153,6 +153,17 @@ static bool cmd_status(struct client *cl)
 	jb_ku64(&b, "workers", c->ops.workers(c->ops.ctx));
 	jb_ku64(&b, "devices", ndev);
 	jb_kstr(&b, "log_level", tl_log_level_name(tl_log_threshold));
+	/* Handlers the watchdog or the memory limit stopped. */
+	jb_key(&b, "problems");
+	jb_open(&b, '[');
+	for (unsigned int i = 0; c->ops.problem && i < c->ops.workers(c->ops.ctx);
+	     i++) {
+		const char *p = c->ops.problem(c->ops.ctx, i);
+
+		if (p && *p)
+			jb_str(&b, p);
+	}
+	jb_close(&b, ']');
 	jb_close(&b, '}');
 	return reply(cl, &b);
 }

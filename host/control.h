@@ -48,6 +48,8 @@ struct tl_control_ops {
 	/* Returns 0, or -1 with a message. */
 	int (*reload)(void *ctx, char *err, size_t errlen);
 	unsigned int (*workers)(void *ctx);
+	/* Worker i's last watchdog or memory-limit report, or NULL/"". */
+	const char *(*problem)(void *ctx, unsigned int i);
 };
 
 struct tl_control;

@@ -813,6 +813,11 @@ static void settings_needing_restart(struct daemon *dm, struct tl_config *nc)
 	nc->workers = oc->workers;
 	nc->hot_reload = oc->hot_reload;
 	nc->poll_us = oc->poll_us;
+	if (oc->lua_timeout_ms != nc->lua_timeout_ms ||
+	    oc->lua_memory_limit != nc->lua_memory_limit)
+		tl_warn("reload: daemon.lua_timeout_ms/lua_memory_limit changed: needs a restart");
+	nc->lua_timeout_ms = oc->lua_timeout_ms;
+	nc->lua_memory_limit = oc->lua_memory_limit;
 	SWAP(nc->handler_dirs, oc->handler_dirs);
 	SWAP(nc->n_handler_dirs, oc->n_handler_dirs);
 	SWAP(nc->control_socket, oc->control_socket);
@@ -1117,7 +1122,7 @@ static void ctl_each_device(void *ctx, tl_ctl_dev_fn fn, void *arg)
 		struct tl_ctl_dev d = {
 			.name = e->name.dev,
 			.handler = e->name.subtype,
-			.worker = e->w->index,
+			.worker = tl_worker_live(e->w)->index,
 			.dev = e->dev,
 		};
 
@@ -1135,6 +1140,14 @@ static unsigned int ctl_workers(void *ctx)
 	return ((struct daemon *)ctx)->nworkers;
 }
 
+static const char *ctl_problem(void *ctx, unsigned int i)
+{
+	struct daemon *dm = ctx;
+
+	return i < dm->nworkers ? tl_worker_live(dm->workers[i])->wd_report :
+				  NULL;
+}
+
 static void start_control(struct daemon *dm)
 {
 	struct tl_control_ops ops = {
@@ -1142,6 +1155,7 @@ static void start_control(struct daemon *dm)
 		.each_device = ctl_each_device,
 		.reload = ctl_reload,
 		.workers = ctl_workers,
+		.problem = ctl_problem,
 	};
 	char err[512];
 
@@ -1193,6 +1207,8 @@ static int make_workers(struct daemon *dm)
 	o.hot_reload = dm->cfg->hot_reload;
 	o.poll_us = dm->cfg->poll_us;
 	o.no_uring = !dm->cfg->io_uring;
+	o.lua_timeout_ms = dm->cfg->lua_timeout_ms;
+	o.lua_memory_limit = dm->cfg->lua_memory_limit;
 	dm->workers = calloc(dm->cfg->workers, sizeof(*dm->workers));
 	if (!dm->workers) {
 		free(dirs);

@@ -68,6 +68,7 @@ void tl_dev_free(struct tl_dev *d)
 		close(d->fd);
 	free(d->queue);
 	free(d->trace);
+	free(d->config);
 	free(d);
 }
 
@@ -205,6 +206,12 @@ void tl_dev_service(struct tl_dev *d)
 			d->stats.qdepth_sum += d->ring.inflight;
 			if (d->ring.inflight > d->stats.qdepth_max)
 				d->stats.qdepth_max = d->ring.inflight;
+			if (!d->opened && d->down_sense[0]) {
+				/* Shut down by the watchdog or memory limit. */
+				fail_cmd(d, ev.cmd, d->down_sense[0],
+					 d->down_sense[1], d->down_sense[2]);
+				break;
+			}
 			if (!d->opened) {
 				/* LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE */
 				fail_cmd(d, ev.cmd, 0x02, 0x04, 0x00);

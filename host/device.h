@@ -51,6 +51,8 @@ struct tl_dev {
 	bool dirty;		/* completions not yet published */
 	bool in_fast;		/* the fast path is completing (for traces) */
 	bool opened;		/* the Lua handler's open() succeeded */
+	uint8_t down_sense[3];	/* key/asc/ascq while !opened; 0: NOT READY */
+	char *config;		/* the options it was opened with (a copy) */
 	bool broken_logged;
 	struct tl_dev_stats stats;
 	char last_error[256];	/* last handler error, for rate-limited logs */

@@ -2,6 +2,9 @@
 /*
  * lua_host.c - lua_State set-up and the few C->Lua calls the core makes.
  */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +16,14 @@
 #include "log.h"
 #include "lua_host.h"
 #include "ring.h"
+#include "watchdog.h"
 #include "worker.h"
+
+/* The watchdog's nudge: arm a count hook in the thread's Lua state. */
+#define TL_WD_SIGNAL (SIGRTMIN + 3)
+
+/* The worker whose Lua this thread ran last (for the signal handler). */
+static __thread struct tl_worker *tl_lua_self;
 
 extern const char tl_abi_cdef[];
 
@@ -116,14 +126,102 @@ static void set_paths(lua_State *L, const char *handler_dirs)
 	lua_setglobal(L, "TL_HANDLER_DIRS");
 }
 
+/*
+ * daemon.lua_memory_limit: LuaJIT's own allocator, with a count in front.
+ * A refused allocation is a "not enough memory" error in the callback;
+ * mem_hit tells the core to deal with it when Lua returns, even if a Lua
+ * pcall caught the error.
+ */
+static void *limit_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct tl_worker *w = ud;
+	void *p;
+
+	if (nsize > osize && w->mem_limit &&
+	    w->mem_used + (nsize - osize) > w->mem_limit) {
+		w->mem_hit = true;
+		return NULL;
+	}
+	p = w->alloc(w->alloc_ud, ptr, osize, nsize);
+	if (p || !nsize)
+		w->mem_used += nsize - osize;	/* wraps right when shrinking */
+	return p;
+}
+
+static void wd_hook(lua_State *L, lua_Debug *ar)
+{
+	struct tl_worker *w = tl_lua_self;
+	uint64_t since;
+
+	(void)ar;
+	lua_sethook(L, NULL, 0, 0);	/* once; the error path runs Lua too */
+	if (!w)
+		return;
+	since = __atomic_load_n(&w->wd.since, __ATOMIC_ACQUIRE);
+	if (!since || (since != TL_WD_TAKEN && tl_wd_now() - since <
+			       (uint64_t)w->wd.timeout_ms * 1000000ull))
+		return;		/* a late nudge: this entry is on time */
+	w->lua_timeouts++;
+	luaL_error(L, "%s ran longer than %u ms (daemon.lua_timeout_ms): interrupted",
+		   w->lua_cb ? w->lua_cb : "Lua", w->wd.timeout_ms);
+}
+
+/*
+ * In the thread that is in Lua.  lua_sethook is the one Lua call made to
+ * be safe from a signal handler; LuaJIT's own interpreter uses it for
+ * Ctrl-C.  Compiled code never looks at hooks: that case is left to the
+ * watchdog's second stage.
+ */
+static void wd_signal(int sig)
+{
+	struct tl_worker *w = tl_lua_self;
+
+	(void)sig;
+	if (w && w->L && __atomic_load_n(&w->wd.since, __ATOMIC_ACQUIRE))
+		lua_sethook(w->L, wd_hook, LUA_MASKCOUNT, 1000);
+}
+
+static void install_signal(void)
+{
+	struct sigaction sa = { .sa_handler = wd_signal, .sa_flags = SA_RESTART };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(TL_WD_SIGNAL, &sa, NULL);
+}
+
+void tl_lua_wd_thread_init(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, TL_WD_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+void tl_lua_wd_interrupt(struct tl_worker *w)
+{
+	pthread_kill(w->wd.thread, TL_WD_SIGNAL);
+}
+
 lua_State *tl_lua_new_state(struct tl_worker *w, const char *handler_dirs,
 			    char *err, size_t errlen)
 {
+	static pthread_once_t sig_once = PTHREAD_ONCE_INIT;
 	lua_State *L = luaL_newstate();
 
 	if (!L) {
 		snprintf(err, errlen, "cannot create a Lua state");
 		return NULL;
+	}
+	if (w && w->mem_limit) {
+		w->alloc = lua_getallocf(L, &w->alloc_ud);
+		w->mem_used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024u +
+			      (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+		lua_setallocf(L, limit_alloc, w);
+	}
+	if (w && w->wd.timeout_ms) {
+		pthread_once(&sig_once, install_signal);
+		tl_lua_wd_thread_init();	/* inline workers: this thread */
 	}
 	luaL_openlibs(L);
 	set_paths(L, handler_dirs);
@@ -163,10 +261,34 @@ static int prep_call(struct tl_worker *w, const char *fn)
 	return base;
 }
 
-/* Call with nargs pushed after prep_call(); leaves nres results. */
-static int call_runtime(struct tl_worker *w, int base, int nargs, int nres)
+static void mem_exceeded(struct tl_worker *w, struct tl_dev *d,
+			 const char *cb);
+
+/*
+ * Call with nargs pushed after prep_call(); leaves nres results.  d and cb
+ * say for whom Lua runs: the watchdog's report, the memory limit's culprit.
+ */
+static int call_runtime(struct tl_worker *w, struct tl_dev *d, const char *cb,
+			int base, int nargs, int nres)
 {
-	return lua_pcall(w->L, nargs, nres, base);
+	struct tl_dev *outer_dev = w->lua_dev;
+	const char *outer_cb = w->lua_cb;
+	uint64_t stamp;
+	int rc;
+
+	w->lua_dev = d;
+	w->lua_cb = cb;
+	tl_lua_self = w;
+	stamp = tl_wd_enter(&w->wd);
+	rc = lua_pcall(w->L, nargs, nres, base);
+	if (!tl_wd_leave(&w->wd, stamp))
+		tl_worker_retired_exit(w);	/* given up on while in Lua */
+	d = w->lua_dev;		/* timer callbacks say whose they are */
+	w->lua_dev = outer_dev;
+	w->lua_cb = outer_cb;
+	if (w->mem_hit)
+		mem_exceeded(w, d, cb);
+	return rc;
 }
 
 static void log_handler_error(struct tl_dev *d, const char *msg)
@@ -185,6 +307,51 @@ static void log_handler_error(struct tl_dev *d, const char *msg)
 			       d->info.name, (unsigned long long)n);
 }
 
+/*
+ * The handler's device stops: close() runs (the limit lifted, so it can),
+ * the state it held is collected, and its commands fail with the sense
+ * given from now on.  The device stays attached until it is removed.
+ */
+static void shut_down(struct tl_worker *w, struct tl_dev *d, uint8_t key,
+		      uint8_t asc, uint8_t ascq)
+{
+	size_t limit = w->mem_limit;
+
+	w->mem_limit = 0;
+	if (d->opened)
+		tl_lua_close_device(w, d);
+	__atomic_store_n(&d->opened, false, __ATOMIC_RELEASE);
+	d->down_sense[0] = key;
+	d->down_sense[1] = asc;
+	d->down_sense[2] = ascq;
+	tl_dev_fail_all(d, key, asc, ascq);
+	lua_gc(w->L, LUA_GCCOLLECT, 0);
+	w->mem_limit = limit;
+}
+
+static void mem_exceeded(struct tl_worker *w, struct tl_dev *d,
+			 const char *cb)
+{
+	w->mem_hit = false;
+	lua_gc(w->L, LUA_GCCOLLECT, 0);
+	w->mem_failures++;
+	if (!d) {
+		snprintf(w->wd_report, sizeof(w->wd_report),
+			 "worker %d: Lua went over the memory limit in %s",
+			 w->index, cb);
+		tl_err("%s (daemon.lua_memory_limit is %zu bytes)",
+		       w->wd_report, w->mem_limit);
+		return;
+	}
+	snprintf(w->wd_report, sizeof(w->wd_report),
+		 "%.64s: handler %.64s went over the Lua memory limit in %s; device shut down",
+		 d->info.name, d->info.subtype, cb);
+	tl_err("%s (daemon.lua_memory_limit is %zu bytes, %zu in use after a full collection)",
+	       w->wd_report, w->mem_limit, w->mem_used);
+	/* HARDWARE ERROR, INTERNAL TARGET FAILURE */
+	shut_down(w, d, 0x04, 0x44, 0x00);
+}
+
 int tl_lua_open_device(struct tl_worker *w, struct tl_dev *d,
 		       const char *config, char *err, size_t errlen)
 {
@@ -196,7 +363,7 @@ int tl_lua_open_device(struct tl_worker *w, struct tl_dev *d,
 		lua_pushstring(L, config);
 	else
 		lua_pushnil(L);
-	if (call_runtime(w, base, 2, 2)) {
+	if (call_runtime(w, d, "open", base, 2, 2)) {
 		snprintf(err, errlen, "%s", lua_tostring(L, -1));
 		lua_pop(L, 1);
 		rc = -1;
@@ -218,7 +385,7 @@ void tl_lua_close_device(struct tl_worker *w, struct tl_dev *d)
 	int base = prep_call(w, "close_device");
 
 	lua_pushinteger(L, d->info.id);
-	if (call_runtime(w, base, 1, 0)) {
+	if (call_runtime(w, d, "close", base, 1, 0)) {
 		log_handler_error(d, lua_tostring(L, -1));
 		lua_pop(L, 1);
 	}
@@ -235,7 +402,7 @@ void tl_lua_dispatch(struct tl_worker *w, struct tl_dev *d)
 		int base = prep_call(w, "dispatch");
 
 		lua_pushinteger(L, d->info.id);
-		if (!call_runtime(w, base, 1, 0)) {
+		if (!call_runtime(w, d, "dispatch", base, 1, 0)) {
 			lua_pop(L, 1);
 			break;
 		}
@@ -274,7 +441,7 @@ void tl_lua_tmr(struct tl_worker *w, struct tl_dev *d, uint8_t type,
 	lua_pushinteger(L, type);
 	lua_pushlightuserdata(L, (void *)ids);
 	lua_pushinteger(L, cnt);
-	if (call_runtime(w, base, 4, 0)) {
+	if (call_runtime(w, d, "tmr", base, 4, 0)) {
 		log_handler_error(d, lua_tostring(L, -1));
 		lua_pop(L, 1);
 	}
@@ -287,7 +454,7 @@ void tl_lua_resize(struct tl_worker *w, struct tl_dev *d)
 	int base = prep_call(w, "resize");
 
 	lua_pushinteger(L, d->info.id);
-	if (call_runtime(w, base, 1, 0)) {
+	if (call_runtime(w, d, "resize", base, 1, 0)) {
 		log_handler_error(d, lua_tostring(L, -1));
 		lua_pop(L, 1);
 	}
@@ -302,7 +469,8 @@ void tl_lua_event(struct tl_worker *w, int kind, int id, int revents)
 	lua_pushinteger(L, kind);
 	lua_pushinteger(L, id);
 	lua_pushinteger(L, revents);
-	if (call_runtime(w, base, 3, 0)) {
+	if (call_runtime(w, NULL, kind == TL_EV_TIMER ? "timer" : "io", base, 3,
+			 0)) {
 		tl_err("worker %d: event callback failed: %s", w->index,
 		       lua_tostring(L, -1));
 		lua_pop(L, 1);
@@ -316,7 +484,7 @@ int tl_lua_reload(struct tl_worker *w, bool force, char *err, size_t errlen)
 	int base = prep_call(w, "reload"), rc = 0;
 
 	lua_pushboolean(L, force);
-	if (call_runtime(w, base, 1, 2)) {
+	if (call_runtime(w, NULL, "reload", base, 1, 2)) {
 		snprintf(err, errlen, "%s", lua_tostring(L, -1));
 		lua_pop(L, 1);
 		rc = -1;
@@ -336,7 +504,8 @@ int tl_lua_watched_files(struct tl_worker *w)
 	lua_State *L = w->L;
 	int base = prep_call(w, "watched_files");
 
-	if (call_runtime(w, base, 0, 1) || !lua_istable(L, -1)) {
+	if (call_runtime(w, NULL, "watched_files", base, 0, 1) ||
+	    !lua_istable(L, -1)) {
 		lua_pop(L, 2);
 		lua_newtable(L);
 		return 0;
@@ -354,7 +523,7 @@ int tl_lua_eval(struct tl_worker *w, const char *code, char *out,
 	lua_pushcfunction(L, traceback);
 	base = lua_gettop(L);
 	if (luaL_loadbuffer(L, code, strlen(code), "=eval") ||
-	    lua_pcall(L, 0, 1, base)) {
+	    call_runtime(w, NULL, "eval", base, 0, 1)) {
 		rc = -1;
 	}
 	snprintf(out, outlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "");

@@ -43,6 +43,11 @@ int tl_lua_reload(struct tl_worker *w, bool force, char *err, size_t errlen);
  * a string in out.  Returns 0, or -1 with the error in out. */
 int tl_lua_eval(struct tl_worker *w, const char *code, char *out,
 		size_t outlen);
+/* The watchdog's first stage: make interpreted Lua in w's thread raise
+ * (a signal that arms a count hook). */
+void tl_lua_wd_interrupt(struct tl_worker *w);
+/* Let the watchdog's signal reach the calling thread. */
+void tl_lua_wd_thread_init(void);
 /* Push a list of the files the handlers came from; returns its length. */
 int tl_lua_watched_files(struct tl_worker *w);
 

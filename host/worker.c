@@ -7,12 +7,18 @@
  * batches and signals completion, so adding a device is synchronous for
  * the caller (netlink must answer with the handler's verdict).
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 
@@ -27,7 +33,7 @@
 #define WATCH_CHUNK 64
 
 enum req_kind { REQ_ADD, REQ_REMOVE, REQ_RESIZE, REQ_RELOAD, REQ_REOPEN,
-		REQ_STOP };
+		REQ_STOP, REQ_EVAL, REQ_ADOPT };
 
 struct tl_worker_req {
 	enum req_kind kind;
@@ -89,6 +95,15 @@ static void dev_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 		tl_worker_after_completions(d->w);
 }
 
+/* The options a device runs with, should a successor have to reopen it. */
+static void keep_config(struct tl_dev *d, const char *config)
+{
+	if (d->config == config)
+		return;
+	free(d->config);
+	d->config = config ? strdup(config) : NULL;
+}
+
 static int do_add(struct tl_worker *w, struct tl_dev *d, const char *config,
 		  char *err, size_t errlen)
 {
@@ -97,6 +112,7 @@ static int do_add(struct tl_worker *w, struct tl_dev *d, const char *config,
 		d->w = NULL;
 		return -1;
 	}
+	keep_config(d, config);
 	d->opened = true;
 	d->next = w->devs;
 	w->devs = d;
@@ -156,9 +172,13 @@ static int do_reopen(struct tl_worker *w, struct tl_dev *d, const char *config,
 		rc = -1;
 	}
 	lua_settop(L, top);
+	if (!rc)
+		keep_config(d, config);
 	tl_hotreload_refresh(w);
 	return rc;
 }
+
+static void do_adopt(struct tl_worker *w, struct tl_dev *d);
 
 static void run_req(struct tl_worker *w, struct tl_worker_req *r)
 {
@@ -198,6 +218,12 @@ static void run_req(struct tl_worker *w, struct tl_worker_req *r)
 		w->stopping = true;
 		ev_break(w->loop, EVBREAK_ALL);
 		break;
+	case REQ_EVAL:
+		r->rc = tl_lua_eval(w, r->config, r->err, r->errlen);
+		break;
+	case REQ_ADOPT:
+		do_adopt(w, r->dev);
+		break;
 	}
 }
 
@@ -209,9 +235,11 @@ static void wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 	pthread_mutex_lock(&w->lock);
 	while ((r = w->reqs)) {
 		w->reqs = r->next;
+		w->running = r;
 		pthread_mutex_unlock(&w->lock);
 		run_req(w, r);
 		pthread_mutex_lock(&w->lock);
+		w->running = NULL;
 		r->finished = true;
 		pthread_cond_broadcast(&w->done);
 	}
@@ -222,12 +250,18 @@ static void wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 /* Run r on the worker: directly when inline, else through its loop. */
 static int submit(struct tl_worker *w, struct tl_worker_req *r)
 {
+	w = tl_worker_live(w);
 	if (!w->threaded || pthread_equal(pthread_self(), w->thread)) {
 		run_req(w, r);
 		tl_worker_after_completions(w);
 		return r->rc;
 	}
 	pthread_mutex_lock(&w->lock);
+	if (__atomic_load_n(&w->retired, __ATOMIC_ACQUIRE)) {
+		/* Given up on since we looked: its successor runs it. */
+		pthread_mutex_unlock(&w->lock);
+		return submit(w, r);
+	}
 	r->next = w->reqs;
 	w->reqs = r;
 	ev_async_send(w->loop, &w->wake);
@@ -290,6 +324,7 @@ static void *worker_main(void *arg)
 {
 	struct tl_worker *w = arg;
 
+	tl_lua_wd_thread_init();
 	ev_run(w->loop, 0);
 	return NULL;
 }
@@ -306,6 +341,13 @@ struct tl_worker *tl_worker_new(int index, bool threaded,
 	}
 	w->index = index;
 	w->threaded = threaded;
+	if (o) {
+		w->opts = *o;
+		w->dirs = o->handler_dirs ? strdup(o->handler_dirs) : NULL;
+		w->opts.handler_dirs = w->dirs;
+	}
+	w->mem_limit = (size_t)w->opts.lua_memory_limit;
+	w->wd.timeout_ms = w->opts.lua_timeout_ms;
 	w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
 	if (!w->loop) {
 		snprintf(err, errlen, "cannot create an event loop");
@@ -321,6 +363,7 @@ struct tl_worker *tl_worker_new(int index, bool threaded,
 	w->L = tl_lua_new_state(w, o ? o->handler_dirs : NULL, err, errlen);
 	if (!w->L) {
 		ev_loop_destroy(w->loop);
+		free(w->dirs);
 		free(w);
 		return NULL;
 	}
@@ -345,9 +388,11 @@ struct tl_worker *tl_worker_new(int index, bool threaded,
 		tl_uring_free(w->uring);
 		lua_close(w->L);
 		ev_loop_destroy(w->loop);
+		free(w->dirs);
 		free(w);
 		return NULL;
 	}
+	tl_worker_wd_start(w);
 	return w;
 }
 
@@ -357,10 +402,17 @@ void tl_worker_free(struct tl_worker *w)
 
 	if (!w)
 		return;
+	w = tl_worker_live(w);
 	while (w->devs)
 		tl_worker_remove_device(w, w->devs);
+	tl_wd_del(&w->wd);
 	if (w->threaded) {
 		submit(w, &stop);
+		if (__atomic_load_n(&w->retired, __ATOMIC_ACQUIRE)) {
+			/* Stuck while stopping: free what took over instead. */
+			tl_worker_free(w->successor);
+			return;
+		}
 		pthread_join(w->thread, NULL);
 	}
 	tl_hotreload_stop(w);
@@ -372,6 +424,7 @@ void tl_worker_free(struct tl_worker *w)
 	for (int i = 0; i < w->nwatches / WATCH_CHUNK; i++)
 		free(w->watches[i]);
 	free(w->watches);
+	free(w->dirs);
 	free(w);
 }
 
@@ -414,6 +467,15 @@ int tl_worker_reopen_device(struct tl_worker *w, struct tl_dev *d,
 	struct tl_worker_req r = { .kind = REQ_REOPEN, .dev = d,
 				   .config = config, .err = err,
 				   .errlen = errlen };
+
+	return submit(w, &r);
+}
+
+int tl_worker_eval(struct tl_worker *w, const char *code, char *out,
+		   size_t outlen)
+{
+	struct tl_worker_req r = { .kind = REQ_EVAL, .config = code,
+				   .err = out, .errlen = outlen };
 
 	return submit(w, &r);
 }
@@ -549,4 +611,238 @@ void tl_worker_watch_stop(struct tl_worker *w, int id)
 	else if (wt->kind == TL_EV_IO)
 		ev_io_stop(w->loop, &wt->io);
 	wt->kind = 0;
+}
+
+/* ---- a worker stuck in Lua (docs/reliability.md) ---- */
+
+struct tl_worker *tl_worker_live(struct tl_worker *w)
+{
+	struct tl_worker *next;
+
+	while (w && (next = __atomic_load_n(&w->successor, __ATOMIC_ACQUIRE)))
+		w = next;
+	return w;
+}
+
+/* Serve d on w without a handler: every command fails with its sense. */
+static void do_adopt(struct tl_worker *w, struct tl_dev *d)
+{
+	d->w = w;
+	d->next = w->devs;
+	w->devs = d;
+	w->ndevs++;
+	ev_io_init(&d->io, dev_io_cb, d->fd, EV_READ);
+	d->io.data = d;
+	ev_io_start(w->loop, &d->io);
+	tl_dev_fail_all(d, d->down_sense[0], d->down_sense[1],
+			d->down_sense[2]);
+	tl_dev_service(d);
+}
+
+static void adopt_down(struct tl_worker *w, struct tl_dev *d, uint8_t key,
+		       uint8_t asc, uint8_t ascq)
+{
+	struct tl_worker_req r = { .kind = REQ_ADOPT, .dev = d };
+
+	d->down_sense[0] = key;
+	d->down_sense[1] = asc;
+	d->down_sense[2] = ascq;
+	submit(w, &r);
+}
+
+/*
+ * Commands the stuck state had taken (running, or waiting in a handler)
+ * are lost with it: ABORTED COMMAND, which initiators retry.  Those still
+ * queued were never seen by Lua and go to the new handler as they are.
+ */
+static void fail_taken(struct tl_dev *d)
+{
+	for (uint32_t id = 1; id < RING_MAX_CMDS && d->ring.inflight; id++) {
+		struct tl_cmd *cmd = ring_cmd_by_id(&d->ring, (uint16_t)id);
+
+		if (cmd && cmd->state == TL_CMD_ACTIVE) {
+			ring_cmd_set_sense(cmd, 0x0b, 0x44, 0x00);
+			cmd->read_len = 0;
+			tl_dev_complete(d, cmd);
+		}
+	}
+	d->current = NULL;
+	tl_dev_flush(d);
+}
+
+static void move_device(struct tl_worker *nw, struct tl_dev *d)
+{
+	char err[512];
+
+	fail_taken(d);
+	if (!tl_worker_add_device(nw, d, d->config, err, sizeof(err))) {
+		tl_info("%s: moved to a fresh worker %d, handler reopened",
+			d->info.name, nw->index);
+		return;
+	}
+	tl_err("%s: reopening the handler on the fresh worker failed, the device fails its commands: %s",
+	       d->info.name, err);
+	/* HARDWARE ERROR, LOGICAL UNIT FAILURE */
+	adopt_down(nw, d, 0x04, 0x3e, 0x01);
+}
+
+/* A request the stuck worker will never run, or never finish. */
+static void forward_req(struct tl_worker *old, struct tl_worker *nw,
+			struct tl_worker_req *r)
+{
+	struct tl_worker_req c = *r;
+
+	c.finished = false;
+	c.next = NULL;
+	if (r->kind == REQ_STOP)
+		c.rc = 0;	/* the successor is stopped by its own free */
+	else
+		submit(nw, &c);
+	pthread_mutex_lock(&old->lock);
+	r->rc = c.rc;
+	r->finished = true;
+	pthread_cond_broadcast(&old->done);
+	pthread_mutex_unlock(&old->lock);
+}
+
+/* Lowest priority there is, so a spinning thread only takes idle time. */
+static void demote(struct tl_worker *w)
+{
+	struct sched_param sp = { 0 };
+	int rc;
+
+	rc = pthread_setschedparam(w->thread, SCHED_IDLE, &sp);
+	if (rc)
+		tl_warn("worker %d: cannot demote the stuck thread: %s",
+			w->index, strerror(rc));
+}
+
+int tl_worker_rescue(struct tl_worker *old, uint64_t since)
+{
+	struct tl_worker_req *reqs, *running, *r, *rev = NULL;
+	struct tl_dev *d, *next, *stuck = old->lua_dev;
+	struct tl_worker *nw;
+	char err[512];
+
+	if (!old->threaded)
+		return -1;	/* the caller's own thread: nothing to move to */
+	nw = tl_worker_new(old->index, true, &old->opts, err, sizeof(err));
+	if (!nw) {
+		tl_err("worker %d: cannot start a fresh worker: %s", old->index,
+		       err);
+		return -1;
+	}
+	/* The thread may have come back meanwhile: then it keeps its worker. */
+	if (!tl_wd_take(&old->wd, since)) {
+		tl_warn("worker %d: Lua returned after all; nothing moves",
+			old->index);
+		tl_worker_free(nw);
+		return -1;
+	}
+	nw->rescues = old->rescues + 1;
+	snprintf(nw->wd_report, sizeof(nw->wd_report), "%s", old->wd_report);
+	tl_wd_del(&old->wd);
+
+	pthread_mutex_lock(&old->lock);
+	__atomic_store_n(&old->retired, true, __ATOMIC_RELEASE);
+	__atomic_store_n(&old->successor, nw, __ATOMIC_RELEASE);
+	reqs = old->reqs;
+	old->reqs = NULL;
+	running = old->running;
+	pthread_mutex_unlock(&old->lock);
+	demote(old);
+
+	/* Take every device; from here the stuck thread's FFI calls on them
+	 * are refused (they are no longer opened for it). */
+	d = old->devs;
+	old->devs = NULL;
+	old->ndevs = 0;
+	for (struct tl_dev *x = d; x; x = x->next)
+		__atomic_store_n(&x->opened, false, __ATOMIC_RELEASE);
+	for (; d; d = next) {
+		next = d->next;
+		d->next = NULL;
+		if (d == stuck) {
+			tl_err("%s: its handler is stuck in Lua; the device fails every command from now on",
+			       d->info.name);
+			/* HARDWARE ERROR, LOGICAL UNIT FAILURE */
+			adopt_down(nw, d, 0x04, 0x3e, 0x01);
+		} else {
+			move_device(nw, d);
+		}
+	}
+
+	/* The caller of the stuck request gets an answer; queued requests run
+	 * on the successor, oldest first. */
+	if (running) {
+		if (running->err && running->errlen)
+			snprintf(running->err, running->errlen,
+				 "worker %d is stuck in Lua", old->index);
+		pthread_mutex_lock(&old->lock);
+		running->rc = -1;
+		running->finished = true;
+		pthread_cond_broadcast(&old->done);
+		pthread_mutex_unlock(&old->lock);
+	}
+	while ((r = reqs)) {
+		reqs = r->next;
+		r->next = rev;
+		rev = r;
+	}
+	while ((r = rev)) {
+		rev = r->next;
+		forward_req(old, nw, r);
+	}
+	return 0;
+}
+
+/*
+ * The stuck callback returned after all.  Everything the thread would
+ * touch next (its loop, its devices, the request it ran) belongs to
+ * others now or was answered, so it ends here.  Its Lua state is left as
+ * it is: closing it would run the handler's finalizers, on devices that
+ * are served elsewhere.
+ */
+void tl_worker_retired_exit(struct tl_worker *w)
+{
+	tl_warn("worker %d: the stuck handler returned after all; its thread ends",
+		w->index);
+	pthread_detach(pthread_self());
+	pthread_exit(NULL);
+}
+
+/* Watchdog thread: the worker has been in Lua for longer than the limit. */
+static void wd_stuck(struct tl_wd *wd, uint64_t since, uint64_t ms)
+{
+	struct tl_worker *w = (struct tl_worker *)((char *)wd -
+						   offsetof(struct tl_worker, wd));
+	struct tl_dev *d = w->lua_dev;
+	const char *cb = w->lua_cb ? w->lua_cb : "?";
+
+	if (d)
+		snprintf(w->wd_report, sizeof(w->wd_report),
+			 "%.64s: handler %.64s stuck in %s for %llu ms", d->info.name,
+			 d->info.subtype, cb, (unsigned long long)ms);
+	else
+		snprintf(w->wd_report, sizeof(w->wd_report),
+			 "worker %d: Lua stuck in %s for %llu ms", w->index, cb,
+			 (unsigned long long)ms);
+	tl_err("%s (daemon.lua_timeout_ms is %u)%s", w->wd_report,
+	       wd->timeout_ms, w->threaded ? "; moving the worker's other devices to a fresh worker" :
+	       "");
+	tl_worker_rescue(w, since);
+}
+
+static void wd_interrupt(struct tl_wd *wd)
+{
+	tl_lua_wd_interrupt((struct tl_worker *)((char *)wd -
+						 offsetof(struct tl_worker, wd)));
+}
+
+void tl_worker_wd_start(struct tl_worker *w)
+{
+	w->wd.interrupt = wd_interrupt;
+	w->wd.stuck = wd_stuck;
+	if (tl_wd_add(&w->wd))
+		tl_warn("worker %d: cannot start the watchdog thread", w->index);
 }

@@ -14,6 +14,8 @@
 #include <ev.h>
 #include <lua.h>
 
+#include "watchdog.h"
+
 struct tl_dev;
 struct tl_worker_req;
 
@@ -22,6 +24,8 @@ struct tl_worker_opts {
 	bool hot_reload;		/* reload handlers when their files change */
 	unsigned int poll_us;		/* busy-poll the rings this long before sleeping */
 	bool no_uring;			/* keep the fast path synchronous */
+	unsigned int lua_timeout_ms;	/* watchdog: 0 = off */
+	uint64_t lua_memory_limit;	/* bytes the Lua state may hold; 0 = no limit */
 };
 
 struct tl_worker {
@@ -59,7 +63,48 @@ struct tl_worker {
 	uint64_t reloads;		/* successful reloads */
 	uint64_t reload_failures;
 	char reload_error[1024];	/* the last failure, for the control socket */
+
+	/*
+	 * Hostile handlers (docs/reliability.md).  lua_dev and lua_cb say
+	 * whom Lua runs for; the watchdog reads them when the stamp in wd
+	 * gets old.  A worker given up on is retired: its devices went to
+	 * successor and its thread ends if it ever leaves Lua.
+	 */
+	struct tl_wd wd;
+	struct tl_dev *lua_dev;
+	const char *lua_cb;
+	bool retired;			/* atomic */
+	struct tl_worker *successor;	/* atomic; set once, with retired */
+	struct tl_worker_req *running;	/* the request being run */
+	struct tl_worker_opts opts;	/* for a successor (dirs: our copy) */
+	char *dirs;
+	lua_Alloc alloc;		/* the allocator the limit wraps */
+	void *alloc_ud;
+	size_t mem_used, mem_limit;	/* bytes; mem_limit 0: none */
+	bool mem_hit;			/* an allocation was refused */
+	uint64_t lua_timeouts;		/* interpreted code interrupted */
+	uint64_t mem_failures;		/* devices shut down for memory */
+	unsigned int rescues;		/* times a stuck worker was replaced */
+	char wd_report[256];		/* the last problem, for ctl status */
 };
+
+/*
+ * The worker serving w's devices now: w itself, or the worker that took
+ * them over when w got stuck in Lua.  Every function below follows it.
+ */
+struct tl_worker *tl_worker_live(struct tl_worker *w);
+
+/*
+ * Give up on a worker whose thread is stuck in Lua: a fresh worker takes
+ * its devices (their handlers reopened), the stuck device is served as
+ * failed, the stuck thread is demoted to SCHED_IDLE.  Watchdog thread;
+ * since is the stuck entry's stamp: if the thread left it meanwhile,
+ * nothing happens (-1).
+ */
+int tl_worker_rescue(struct tl_worker *w, uint64_t since);
+
+/* The thread of a retired worker came back from Lua: end it. */
+void tl_worker_retired_exit(struct tl_worker *w) __attribute__((noreturn));
 
 int tl_worker_timer_start(struct tl_worker *w, double after, double repeat);
 int tl_worker_io_start(struct tl_worker *w, int fd, int events);
@@ -113,6 +158,12 @@ int tl_worker_reload(struct tl_worker *w, bool force, char *err,
  * what it gave back to Lua, and publish every device's completions.
  */
 void tl_worker_after_completions(struct tl_worker *w);
+/* Run Lua source in the worker's state, on its thread (tl_lua_eval). */
+int tl_worker_eval(struct tl_worker *w, const char *code, char *out,
+		   size_t outlen);
+
+/* Register with the watchdog (tl_worker_new does it). */
+void tl_worker_wd_start(struct tl_worker *w);
 
 /* Inline workers: run the loop once; wait_ms < 0 blocks, 0 polls. */
 void tl_worker_run_once(struct tl_worker *w, int wait_ms);

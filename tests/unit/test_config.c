@@ -103,7 +103,17 @@ static void test_empty_is_defaults(void)
 	CHECK(c->control_socket == NULL);
 	CHECK(!c->hot_reload);
 	CHECK(c->io_uring);
+	CHECK_EQ(c->lua_timeout_ms, 5000);
+	CHECK_EQ(c->lua_memory_limit, 1ull << 30);
 	CHECK(tl_config_handler_path(c) == NULL);
+	tl_config_free(c);
+
+	c = good("daemon:\n  lua_timeout_ms: 0\n  lua_memory_limit: 0\n");
+	CHECK(c && c->lua_timeout_ms == 0 && c->lua_memory_limit == 0);
+	tl_config_free(c);
+	c = good("daemon:\n  lua_timeout_ms: 250\n  lua_memory_limit: 256M\n");
+	CHECK(c && c->lua_timeout_ms == 250 &&
+	      c->lua_memory_limit == 256ull << 20);
 	tl_config_free(c);
 
 	c = good("# only a comment\n");
@@ -323,7 +333,9 @@ static void test_bad_syntax(void)
 static void test_bad_daemon(void)
 {
 	bad("daemon:\n  wokers: 2\n",
-	    "t.yaml:2:3: daemon: unknown key 'wokers' (known: handler_dirs, workers, log_level, control_socket, pid_file, hba, hot_reload, poll_us, io_uring)");
+	    "t.yaml:2:3: daemon: unknown key 'wokers' (known: handler_dirs, workers, log_level, control_socket, pid_file, hba, hot_reload, poll_us, io_uring, lua_timeout_ms, lua_memory_limit)");
+	bad("daemon:\n  lua_memory_limit: lots\n", "t.yaml:2:21: daemon.lua_memory_limit: expected a size like 64M");
+	bad("daemon:\n  lua_timeout_ms: -1\n", "t.yaml:2:19: daemon.lua_timeout_ms: expected a whole number");
 	bad("daemon:\n  workers: 0\n", "t.yaml:2:12: daemon.workers: 0 is out of range (1..64)");
 	bad("daemon:\n  workers: many\n", "t.yaml:2:12: daemon.workers: expected a number of threads or auto");
 	bad("daemon:\n  log_level: loud\n", "t.yaml:2:14: daemon.log_level: expected error, warn, info or debug");

@@ -14,6 +14,7 @@ local scsi = require 'scsi'
 local C = abi.C
 local next_cmd = C.tl_ffi_next
 local complete = C.tl_ffi_complete
+local lua_for = C.tl_ffi_lua_for
 
 local M = {}
 local devices = {}          -- id -> dev
@@ -28,8 +29,17 @@ M.PENDING = scsi.PENDING
 local Dev = {}
 Dev.__index = Dev
 
+-- The core refuses a command that is not this device's or not running
+-- (done twice, another device's, already aborted): the handler's bug is
+-- logged, nothing else is touched.
 function Dev:complete(cmd)
-  complete(self.ptr, cmd)
+  if complete(self.ptr, cmd) ~= 0 then
+    self.refused = (self.refused or 0) + 1
+    if self.refused == 1 or self.refused % 1000 == 0 then
+      log.err('%s: completion refused %d time(s): the command is not running on this device (completed twice, or another device\'s)',
+        self.name, self.refused)
+    end
+  end
 end
 
 -- Run fn(dev) after `seconds`.  With cmd, a Lua error in fn fails that
@@ -203,6 +213,7 @@ function M.event(kind, id, revents)
   local w = watchers[id]
   if not w then return end
   if not w.repeating then watchers[id] = nil end
+  lua_for(worker, w.dev.ptr)    -- whom the watchdog and memory limit blame
   if kind == 2 then
     local ok, err = xpcall(w.fn, debug.traceback, w.dev,
       bit.band(revents, 1) ~= 0, bit.band(revents, 2) ~= 0)

@@ -68,6 +68,12 @@ function M.device(opts)
   o.write_cache = opts.write_cache and 1 or 0
   o.hot_reload = opts.hot_reload and 1 or 0
   o.no_uring = opts.no_uring and 1 or 0
+  -- threaded: a worker thread as in the daemon (the watchdog can replace
+  -- it); share: another Device whose worker serves this one too.
+  o.threaded = opts.threaded and 1 or 0
+  o.lua_timeout_ms = opts.lua_timeout_ms or 0
+  o.lua_memory_limit = opts.lua_memory_limit or 0
+  if opts.share then o.share = opts.share.sd end
   local err = ffi.new('char[1024]')
   local sd = C.tl_ffi_simdev_new(o, err, 1024)
   if sd == nil then return nil, ffi.string(err) end
@@ -200,6 +206,13 @@ function Device:tmr(tmr_type, ids)
   local arr = ffi.new('uint16_t[?]', #ids + 1)
   for i, v in ipairs(ids) do arr[i - 1] = v end
   return C.tl_ffi_simdev_tmr(self.sd, tmr_type, arr, #ids)
+end
+
+-- What the watchdog or memory limit reported for this device's worker,
+-- and how many times the worker was replaced.
+function Device:report()
+  return ffi.string(C.tl_ffi_simdev_report(self.sd)),
+    C.tl_ffi_simdev_rescues(self.sd)
 end
 
 function Device:resize(bytes) return C.tl_ffi_simdev_resize(self.sd, bytes) end

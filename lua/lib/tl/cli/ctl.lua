@@ -89,6 +89,8 @@ local function us(ns) return ('%.1f'):format((ns or 0) / 1000) end
 local function print_status(r)
   print(('tcmu-lua %s, pid %d, up %ds, %d workers, %d devices, log level %s')
     :format(r.version, r.pid, r.uptime_s, r.workers, r.devices, r.log_level))
+  -- What the watchdog or the memory limit stopped (docs/reliability.md).
+  for _, p in ipairs(r.problems or {}) do print('problem: ' .. p) end
 end
 
 local function print_devices(r)
