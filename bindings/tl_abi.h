@@ -36,6 +36,7 @@ enum {
 	TL_CMDF_DPO = 2,		/* DPO bit set */
 	TL_CMDF_MALFORMED = 4,		/* ring entry was invalid; already failed */
 	TL_CMDF_HAS_LBA = 8,		/* lba and nblocks below are meaningful */
+	TL_CMDF_FILE_IO = 16,		/* the fast path's file I/O is in flight */
 };
 
 /* SCSI status codes (SAM-5) a handler may return. */

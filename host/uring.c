@@ -53,6 +53,7 @@ static void finish(struct uring_slot *s, int res)
 	struct tl_cmd *cmd = s->cmd;
 
 	d->fast_inflight--;
+	cmd->flags &= ~(uint32_t)TL_CMDF_FILE_IO;
 	if (s->op == TL_URING_FLUSH) {
 		if (res < 0) {
 			/* MEDIUM ERROR, WRITE ERROR */
@@ -134,6 +135,7 @@ bool tl_uring_queue(struct tl_uring *u, struct tl_dev *d, struct tl_cmd *cmd,
 	u->slot[i].cmd = cmd;
 	u->slot[i].op = (uint8_t)op;
 	cmd->state = TL_CMD_ACTIVE;
+	cmd->flags |= TL_CMDF_FILE_IO;
 	d->fast_inflight++;
 	u->unsubmitted++;
 	return true;

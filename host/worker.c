@@ -654,18 +654,35 @@ static void adopt_down(struct tl_worker *w, struct tl_dev *d, uint8_t key,
  * Commands the stuck state had taken (running, or waiting in a handler)
  * are lost with it: ABORTED COMMAND, which initiators retry.  Those still
  * queued were never seen by Lua and go to the new handler as they are.
+ *
+ * Not those whose file I/O is in flight in the stuck worker's io_uring:
+ * the kernel may still write into their data blocks, and completing them
+ * would let the kernel hand those blocks to a new command.  They are left
+ * to the kernel's command timeout (which keeps the blocks until the
+ * command is completed, that is until the device is removed).
  */
 static void fail_taken(struct tl_dev *d)
 {
+	uint32_t left = 0;
+
 	for (uint32_t id = 1; id < RING_MAX_CMDS && d->ring.inflight; id++) {
 		struct tl_cmd *cmd = ring_cmd_by_id(&d->ring, (uint16_t)id);
 
-		if (cmd && cmd->state == TL_CMD_ACTIVE) {
-			ring_cmd_set_sense(cmd, 0x0b, 0x44, 0x00);
-			cmd->read_len = 0;
-			tl_dev_complete(d, cmd);
+		if (!cmd || cmd->state != TL_CMD_ACTIVE)
+			continue;
+		if (cmd->flags & TL_CMDF_FILE_IO) {
+			left++;
+			continue;
 		}
+		ring_cmd_set_sense(cmd, 0x0b, 0x44, 0x00);
+		cmd->read_len = 0;
+		tl_dev_complete(d, cmd);
 	}
+	if (left)
+		tl_warn("%s: %u commands with file I/O in the stuck worker's io_uring are left to the kernel's timeout",
+			d->info.name, left);
+	/* Those are no longer this device's to wait for. */
+	d->fast_inflight = 0;
 	d->current = NULL;
 	tl_dev_flush(d);
 }
