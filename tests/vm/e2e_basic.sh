@@ -143,13 +143,7 @@ check "handler refuses at start: nothing left in configfs" \
 
 # ---------------------------------------------------------------------------
 tl_section "start from YAML"
-if tl_daemon_start; then
-    pass "daemon starts and reports ready"
-else
-    fail "daemon starts and reports ready"
-    tail -n 30 "$LOG"
-    tl_finish
-fi
+tl_daemon_start_or_finish
 SD_RAM=$(tl_loop_dev $WWN_RAM 0 60) && pass "ram device $SD_RAM appeared" ||
     fail "ram device appeared"
 SD_FILE=$(tl_loop_dev $WWN_FILE 0 60) && pass "file device $SD_FILE appeared" ||

@@ -79,13 +79,7 @@ devices:
     options: { inner: ram, fail_writes_after: 10 }
     exports: { loop: { wwn: $WWN_WR } }
 EOF
-if tl_daemon_start; then
-    pass "daemon starts and reports ready"
-else
-    fail "daemon starts and reports ready"
-    tail -n 30 "$LOG"
-    tl_finish
-fi
+tl_daemon_start_or_finish
 MED=$(tl_loop_dev $WWN_MED) && LAT=$(tl_loop_dev $WWN_LAT) && WR=$(tl_loop_dev $WWN_WR) &&
     pass "three LUNs appeared" || { fail "three LUNs appeared"; tl_finish; }
 

@@ -70,16 +70,8 @@ cleanup() {
 }
 tl_on_exit cleanup
 
-ctl() { "${DAEMON[0]%/*}/tcmu-lua" ctl -s "$SOCK" "$@"; }
-# rings_idle: the daemon lists its devices, none with a command in flight
-# or a ring marked broken.
-rings_idle() {
-    local j
-    j=$(ctl --json devices) || return 1
-    printf '%s\n' "$j"
-    grep -q '"inflight":0' <<<"$j" && ! grep -qE '"inflight":[1-9]' <<<"$j" &&
-        grep -q '"ring_broken":false' <<<"$j" && ! grep -q '"ring_broken":true' <<<"$j"
-}
+ctl() { tl_ctl "$@"; }
+rings_idle() { tl_rings_idle; }
 daemon_log_has() { grep -q -- "$1" "$LOG"; }
 
 pattern() { dd if=/dev/urandom of="$1" bs=1M count="$2" status=none; }
@@ -198,13 +190,7 @@ EOF
 EOF
 } >"$CFG"
 
-if tl_daemon_start; then
-    pass "daemon starts and reports ready"
-else
-    fail "daemon starts and reports ready"
-    tail -n 30 "$LOG"
-    tl_finish
-fi
+tl_daemon_start_or_finish
 declare -A SD
 # The kill devices are made by hand (as with targetcli) in hba user_2:
 # their cmd_time_out has to be set before they are exported, and the YAML

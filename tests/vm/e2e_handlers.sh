@@ -140,13 +140,7 @@ devices:
     exports: { loop: { wwn: $WWN_NT } }
 EOF
 
-if tl_daemon_start; then
-    pass "daemon starts and reports ready"
-else
-    fail "daemon starts and reports ready"
-    tail -n 30 "$LOG"
-    tl_finish
-fi
+tl_daemon_start_or_finish
 Q2=$(tl_loop_dev $WWN_Q2) && OV=$(tl_loop_dev $WWN_OV) && CP=$(tl_loop_dev $WWN_CP) &&
     TR=$(tl_loop_dev $WWN_TR) && NB=$(tl_loop_dev $WWN_NB) && NT=$(tl_loop_dev $WWN_NT) &&
     pass "six LUNs appeared" || { fail "six LUNs appeared"; tl_finish; }

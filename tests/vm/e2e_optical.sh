@@ -127,13 +127,7 @@ devices:
       loop: {wwn: $WWN_DVD}
 EOF
 
-if tl_daemon_start; then
-    pass "daemon starts and reports ready"
-else
-    fail "daemon starts and reports ready"
-    tail -n 30 "$LOG"
-    tl_finish
-fi
+tl_daemon_start_or_finish
 SR=$(tl_loop_dev $WWN 0 60) && pass "drive $SR appeared" || { fail "drive appeared"; tl_finish; }
 check "it is an sr device" grep -q '^/dev/sr' <<<"$SR"
 ADDR=$(cat "$TL_CFS/loopback/$WWN/tpgt_1/address"):0

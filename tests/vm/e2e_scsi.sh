@@ -273,13 +273,7 @@ devices:
       loop: {wwn: $W_MIN}
 EOF
 
-if tl_daemon_start; then
-    pass "daemon starts and reports ready"
-else
-    fail "daemon starts and reports ready"
-    tail -n 30 "$LOG"
-    tl_finish
-fi
+tl_daemon_start_or_finish
 for w in $W_RAM $W_FILE $W_RO $W_MIN; do
     tl_loop_dev "$w" 0 60 >/dev/null || { fail "disk of $w appeared"; tl_finish; }
 done

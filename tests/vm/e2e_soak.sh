@@ -43,16 +43,8 @@ NULL_B=$((384 << 20))
 NAMES=(s_file s_lua s_ram s_qcow2 s_null)
 
 wwn() { printf 'naa.5001405500%06x' "$1"; }
-ctl() { "${DAEMON[0]%/*}/tcmu-lua" ctl -s "$SOCK" "$@"; }
-# rings_idle: the daemon lists its devices, none with a command in flight
-# or a ring marked broken.
-rings_idle() {
-    local j
-    j=$(ctl --json devices) || return 1
-    printf '%s\n' "$j"
-    grep -q '"inflight":0' <<<"$j" && ! grep -qE '"inflight":[1-9]' <<<"$j" &&
-        grep -q '"ring_broken":false' <<<"$j" && ! grep -q '"ring_broken":true' <<<"$j"
-}
+ctl() { tl_ctl "$@"; }
+rings_idle() { tl_rings_idle; }
 
 cleanup() {
     [ -z "$FIOS" ] || kill $FIOS 2>/dev/null
@@ -132,13 +124,7 @@ version() {
 version file 0
 version null 0
 config $RAM_A
-if tl_daemon_start; then
-    pass "daemon starts and reports ready"
-else
-    fail "daemon starts and reports ready"
-    tail -n 30 "$LOG"
-    tl_finish
-fi
+tl_daemon_start_or_finish
 declare -A SD
 for i in 1 2 3 4 5; do
     SD[$i]=$(tl_loop_dev "$(wwn $i)" 0 60) || tl_die "LUN of ${NAMES[i - 1]} appeared"

@@ -380,3 +380,28 @@ tl_daemon_stop() {
     DSTATUS=$?
     DPID=
 }
+
+# tl_daemon_start_or_finish: tl_daemon_start as a check; without a daemon
+# nothing else can run, so a failure shows the log's end and finishes.
+tl_daemon_start_or_finish() {
+    if tl_daemon_start; then
+        pass "daemon starts and reports ready"
+    else
+        fail "daemon starts and reports ready"
+        tail -n 30 "$LOG"
+        tl_finish
+    fi
+}
+
+# tl_ctl ARGS...: tcmu-lua ctl on the script's control socket ($SOCK).
+tl_ctl() { "${DAEMON[0]%/*}/tcmu-lua" ctl -s "$SOCK" "$@"; }
+
+# tl_rings_idle: the daemon lists its devices, none with a command in
+# flight or a ring marked broken (prints the listing).
+tl_rings_idle() {
+    local j
+    j=$(tl_ctl --json devices) || return 1
+    printf '%s\n' "$j"
+    grep -q '"inflight":0' <<<"$j" && ! grep -qE '"inflight":[1-9]' <<<"$j" &&
+        grep -q '"ring_broken":false' <<<"$j" && ! grep -q '"ring_broken":true' <<<"$j"
+}
