@@ -112,7 +112,7 @@ one() { # target
 		daemon_start && bs=$(user_target bench "file/path=$IMG;fast=false") ;;
 	runner_file)
 		command -v tcmu-runner >/dev/null || { tl_log "no tcmu-runner: skipped"; return 0; }
-		tcmu-runner --nl_reply_supported=0 >"$TL_OUT/tcmu-runner.log" 2>&1 &
+		tcmu-runner >"$TL_OUT/tcmu-runner.log" 2>&1 &
 		RPID=$!
 		sleep 2
 		bs=$(user_target bench "file/$IMG") ;;
