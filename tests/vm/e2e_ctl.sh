@@ -90,7 +90,8 @@ fio --name=load --filename="$DEV" --ioengine=libaio --direct=1 --rw=randrw \
 	--bs=4k --iodepth=8 --runtime=6 --time_based --output="$TL_OUT/fio.txt" &
 FPID=$!
 sleep 2
-ctl trace ctl_ram >"$TL_OUT/trace.txt" 2>"$TL_OUT/trace.err" &
+# The binary, not the ctl function: $! must be the tracer, not a subshell.
+"$TL" ctl -s "$SOCK" trace ctl_ram >"$TL_OUT/trace.txt" 2>"$TL_OUT/trace.err" &
 TPID=$!
 sleep 2
 kill "$TPID" 2>/dev/null
