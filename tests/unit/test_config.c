@@ -425,6 +425,9 @@ static void test_files(void)
 {
 	static const char *const shipped[] = {
 		"config.yaml.example", "examples/ram.yaml", "examples/file.yaml",
+		"examples/null.yaml", "examples/minimal.yaml",
+		"examples/qcow2.yaml", "examples/optical.yaml",
+		"examples/fault.yaml", "examples/trace.yaml", "examples/nbd.yaml",
 	};
 	char path[PATH_MAX + 64], err[512];
 	struct tl_config *c;
