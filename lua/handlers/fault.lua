@@ -333,25 +333,15 @@ local function sense_key(cmd)
 end
 
 local function hook_complete(root, st)
-  local prev = rawget(root, 'complete')
-  local orig = root.complete
-  local hook
-  hook = function(self, cmd)
-    local inj = st.active_hook and st.injected[cmd.id]
+  st.unhook = require('tl.wrap').hook_complete(root, function(cmd)
+    local inj = st.injected[cmd.id]
     if inj then
       st.injected[cmd.id] = nil
       if cmd.status == 2 and sense_key(cmd) == inj.sense.key then
         sense.build(cmd, root.scsi.dsense, inj.sense, inj.info)
       end
     end
-    return orig(self, cmd)
-  end
-  root.complete = hook
-  st.active_hook = true
-  st.unhook = function()
-    st.active_hook = false
-    if rawget(root, 'complete') == hook then root.complete = prev end
-  end
+  end)
 end
 
 ---------------------------------------------------------------------------

@@ -66,25 +66,13 @@ end
 
 -- Wrap the device's complete(): log, then complete as before.
 local function hook_complete(root, st)
-  local prev = rawget(root, 'complete')
-  local orig = root.complete
-  local hook
-  hook = function(self, cmd)
-    if st.active then
-      st.seen = st.seen + 1
-      if (st.seen - 1) % st.sample == 0 then
-        local ok, line = pcall(describe, st.name, cmd, C.tl_ffi_now_ns())
-        emit(st, ok and line or (st.name .. ' trace error: ' .. tostring(line)))
-      end
+  st.unhook = require('tl.wrap').hook_complete(root, function(cmd)
+    st.seen = st.seen + 1
+    if (st.seen - 1) % st.sample == 0 then
+      local ok, line = pcall(describe, st.name, cmd, C.tl_ffi_now_ns())
+      emit(st, ok and line or (st.name .. ' trace error: ' .. tostring(line)))
     end
-    return orig(self, cmd)
-  end
-  root.complete = hook
-  st.active = true
-  st.unhook = function()
-    st.active = false
-    if rawget(root, 'complete') == hook then root.complete = prev end
-  end
+  end)
 end
 
 local function open_output(st, path)

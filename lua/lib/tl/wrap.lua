@@ -19,6 +19,25 @@ local function same(a, b)
 end
 M.same = same
 
+-- Wrap the device's complete(): before(cmd) runs first, then the
+-- complete() that was there.  Returns the function that turns the hook off
+-- (and takes it out, unless something hooked in after it).
+function M.hook_complete(root, before)
+  local prev = rawget(root, 'complete')
+  local orig = root.complete
+  local active = true
+  local hook
+  hook = function(self, cmd)
+    if active then before(cmd) end
+    return orig(self, cmd)
+  end
+  root.complete = hook
+  return function()
+    active = false
+    if rawget(root, 'complete') == hook then root.complete = prev end
+  end
+end
+
 -- A reload keeps the inner handler and its state: it must not change.
 function M.check_same_inner(old, conf)
   if conf.inner ~= old.inner_name or not same(conf.inner_options or {}, old.inner_options or {}) then
