@@ -186,10 +186,15 @@ static void handle_tmr(struct tl_dev *d, const struct ring_event *ev)
 
 static void drain_fd(struct tl_dev *d)
 {
-	uint32_t buf[16];
+	uint32_t count;
 
-	/* UIO returns the event count; the simulator queues datagrams. */
-	while (read(d->fd, buf, sizeof(buf)) > 0)
+	/*
+	 * UIO hands over its event count and takes reads of exactly four
+	 * bytes: any other size is EINVAL and leaves the fd readable, and the
+	 * loop would spin on it.  The simulator's wake-ups are four-byte
+	 * datagrams, read one at a time.
+	 */
+	while (read(d->fd, &count, sizeof(count)) > 0)
 		;
 }
 

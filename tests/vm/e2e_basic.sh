@@ -7,7 +7,8 @@
 #  1. a bad config is refused with file:line:column, and nothing is created;
 #  2. from YAML the daemon creates a ram and a file device behind tcm_loop
 #     (and the file device behind iSCSI too); their /dev/sdX appear;
-#  3. INQUIRY, READ CAPACITY, a dd round trip, fio crc32c verify;
+#  3. INQUIRY, READ CAPACITY, a dd round trip, fio crc32c verify; the
+#     daemon uses no CPU once the I/O is over;
 #  4. mkfs.ext4, mount, write, umount, fsck -n, read back;
 #  5. resize through attrib/dev_size, seen after a SCSI rescan;
 #  6. a backstore made by hand (as targetcli does) is served, and removed
@@ -199,6 +200,15 @@ FAST=$("${DAEMON[0]%/*}/tcmu-lua" ctl -s $SOCK --json stats e2e_file 2>&1)
 tl_log "file device stats: $(tr '\n' ' ' <<<"$FAST")"
 check "the fast path served the file device" \
     grep -Eq "\"fast\": *[1-9]" <<<"$FAST"
+
+# With nothing to do the workers must sleep.  A UIO read of the wrong size
+# (UIO takes exactly four bytes) once left the fd readable, and the worker
+# spun on it at 100% of a CPU from its first command on.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$DPID/stat"; }
+sleep 1
+T0=$(cpu_ticks); sleep 3; T1=$(cpu_ticks)
+tl_log "daemon CPU while idle: $((T1 - T0)) ticks (1/100 s) in 3 s"
+check "the idle daemon sleeps (under 0.3 s of CPU in 3 s)" test $((T1 - T0)) -lt 30
 
 # ---------------------------------------------------------------------------
 tl_section "file system"
