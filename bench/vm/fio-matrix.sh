@@ -3,10 +3,17 @@
 # Runs inside the VM (bench/vm-bench.sh boots it): the same fio matrix, in
 # one boot, against the kernel's own backstores, tcmu-lua's handlers and
 # (when installed) tcmu-runner's file handler.  Writes $TL_OUT/results.tsv:
-#   target  workload  read_iops  read_kib_s  write_iops  write_kib_s
+#   target  workload  read_iops  read_kib_s  write_iops  write_kib_s  pass
 #
 # TL_BENCH_RUNTIME (s, default 8), TL_BENCH_SIZE_MB (default 256),
-# TL_BENCH_TARGETS (default: all) pick what to run.
+# TL_BENCH_TARGETS and TL_BENCH_WORKLOADS (default: all) pick what to run.
+# TL_BENCH_PASSES (default 1) repeats the whole matrix, every target in
+# turn, so slow drift in the guest spreads over all targets alike; the
+# table then shows the median of the passes.
+# TL_BENCH_PERF=1 profiles every run with perf (a separate use: the
+# profiler's own cost changes the figures): $TL_OUT/perf/TARGET-WORKLOAD.txt
+# holds where the guest's CPUs spent their time (by command, by symbol) and
+# the daemon's system calls and context switches per I/O.
 
 . "${TL_VM_DIR:-$(dirname "$0")/../../tests/vm}/guest-lib.sh"
 
@@ -14,6 +21,9 @@
 tl_need_cmd fio modprobe
 
 RUNTIME=${TL_BENCH_RUNTIME:-8}
+PASSES=${TL_BENCH_PASSES:-1}
+PERF=${TL_BENCH_PERF:-0}
+[ "$PERF" = 1 ] && tl_need_cmd perf
 SIZE=$(( ${TL_BENCH_SIZE_MB:-256} << 20 ))
 TARGETS=${TL_BENCH_TARGETS:-"fileio rd_mcp rd_nullio file_fast file_fast_poll file_sync lua_ram lua_ram_poll lua_file runner_file"}
 OUT=$TL_OUT/results.tsv
@@ -32,21 +42,70 @@ WORKLOADS=(
 	"write-1m-qd4|--rw=write --bs=1m --iodepth=4 --numjobs=1"
 )
 
-run_matrix() { # target /dev/sdX
-	local target=$1 dev=$2 w name args line
+wanted() { # workload name: in TL_BENCH_WORKLOADS (or that is unset)
+	[ -z "${TL_BENCH_WORKLOADS:-}" ] && return 0
+	case " $TL_BENCH_WORKLOADS " in *" $1 "*) return 0 ;; esac
+	return 1
+}
+
+# perf_start NAME / perf_stop IOS: record every CPU of the guest while one
+# fio run goes on, then write what it saw, per I/O where that helps.
+perf_start() {
+	PERF_BASE=$TL_OUT/perf/$CUR-$1
+	mkdir -p "$TL_OUT/perf"
+	perf record -q -a -g -F 499 -o "$PERF_BASE.data" -- \
+		sleep $((RUNTIME + 2)) 2>/dev/null &
+	PERF_REC=$!
+	PERF_STAT=
+	local pid=${DPID:-${RPID:-}}
+	if [ -n "$pid" ]; then
+		perf stat -x, -e raw_syscalls:sys_enter,context-switches,task-clock \
+			-p "$pid" -o "$PERF_BASE.stat" -- sleep $((RUNTIME + 2)) &
+		PERF_STAT=$!
+	fi
+}
+
+perf_stop() { # I/Os fio completed while perf was recording
+	local ios=$1 f=$PERF_BASE.txt
+	wait "$PERF_REC"
+	[ -n "$PERF_STAT" ] && wait "$PERF_STAT"
+	{
+		echo "# $CUR $(basename "$PERF_BASE" | sed "s/^$CUR-//"): $ios I/Os"
+		if [ -s "$PERF_BASE.stat" ]; then
+			echo "## the daemon (every thread), per I/O"
+			awk -F, -v n="$ios" '/^[0-9.]/ && n > 0 {
+				printf "%-28s %10.2f\n", $3, $1 / n }' "$PERF_BASE.stat"
+		fi
+		echo "## guest CPU time by command"
+		perf report -i "$PERF_BASE.data" --stdio --no-children \
+			--sort comm 2>/dev/null | grep -E '^ +[0-9]' | head -12
+		echo "## by symbol"
+		perf report -i "$PERF_BASE.data" --stdio --no-children -g none \
+			--sort comm,sym 2>/dev/null | grep -E '^ +[0-9]' | head -40
+	} >"$f"
+	rm -f "$PERF_BASE.data"
+}
+
+run_matrix() { # target /dev/sdX pass
+	local target=$1 dev=$2 pass=$3 w name args line
 	for w in "${WORKLOADS[@]}"; do
 		name=${w%%|*}
 		args=${w#*|}
+		wanted "$name" || continue
+		[ "$PERF" = 1 ] && perf_start "$name"
 		# shellcheck disable=SC2086  # args is a word list
 		line=$(fio --name="$name" --filename="$dev" --direct=1 \
 			--ioengine=libaio --time_based --runtime="$RUNTIME" \
 			--ramp_time=2 --group_reporting --norandommap \
 			--randrepeat=0 --minimal $args 2>>"$TL_OUT/fio.err")
 		# terse v3: 7 read KiB/s, 8 read IOPS, 48 write KiB/s, 49 write IOPS
-		echo "$line" | awk -F';' -v t="$target" -v n="$name" \
-			'{ printf "%s\t%s\t%s\t%s\t%s\t%s\n", t, n, $8, $7, $49, $48 }' >>"$OUT"
+		echo "$line" | awk -F';' -v t="$target" -v n="$name" -v p="$pass" \
+			'{ printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t, n, $8, $7, $49, $48, p }' >>"$OUT"
 		tl_log "$target $name: $(tail -n1 "$OUT" | cut -f3-)"
+		[ "$PERF" = 1 ] && perf_stop "$(tail -n1 "$OUT" |
+			awk -v r="$RUNTIME" '{ printf "%d", ($3 + $5) * r }')"
 	done
+	return 0
 }
 
 # lun BACKSTORE_PATH: export through tcm_loop (WWN in LUN_WWN), set DEV.
@@ -84,10 +143,18 @@ user_target() {
 	echo "$bs"
 }
 
-one() { # target
-	local t=$1 bs=
+# A tcmu-lua target may end in @N: the daemon polls its rings for N µs
+# (daemon.poll_us) before sleeping, e.g. file_fast@1000.  The *_poll
+# names are @TL_BENCH_POLL_US (default 20000).
+one() { # target pass
+	local t=$1 pass=$2 bs= poll=0 kind
 	CUR=$t
-	case $t in
+	kind=${t%@*}
+	[ "$kind" != "$t" ] && poll=${t#*@}
+	case $kind in
+	*_poll) kind=${kind%_poll}; poll=${TL_BENCH_POLL_US:-20000} ;;
+	esac
+	case $kind in
 	fileio)
 		bs=$(tl_fileio_create bench "$IMG" "$SIZE" fd_buffered_io=1) ;;
 	rd_mcp)
@@ -98,24 +165,30 @@ one() { # target
 		tl_write "$TL_CFS/core/rd_mcp_0/bench/enable" 1 &&
 		bs=$TL_CFS/core/rd_mcp_0/bench ;;
 	file_fast)
-		daemon_start && bs=$(user_target bench "file/$IMG") ;;
-	file_fast_poll)
-		daemon_start "${TL_BENCH_POLL_US:-20000}" && bs=$(user_target bench "file/$IMG") ;;
+		daemon_start "$poll" && bs=$(user_target bench "file/$IMG") ;;
 	file_sync)	# the fast path without io_uring: one command at a time
-		daemon_start "${TL_BENCH_POLL_US:-20000}" false &&
+		daemon_start "$poll" false &&
 			bs=$(user_target bench "file/$IMG") ;;
-	lua_ram_poll)
-		daemon_start "${TL_BENCH_POLL_US:-20000}" && bs=$(user_target bench "ram/") ;;
 	lua_ram)
-		daemon_start && bs=$(user_target bench "ram/") ;;
+		daemon_start "$poll" && bs=$(user_target bench "ram/") ;;
 	lua_file)
-		daemon_start && bs=$(user_target bench "file/path=$IMG;fast=false") ;;
+		daemon_start "$poll" && bs=$(user_target bench "file/path=$IMG;fast=false") ;;
 	runner_file)
 		command -v tcmu-runner >/dev/null || { tl_log "no tcmu-runner: skipped"; return 0; }
+		# Debian's package ships no file handler (only file_optical,
+		# file_zbc, qcow, rbd).
+		ls /usr/lib/*/tcmu-runner/handler_file.so /usr/lib*/tcmu-runner/handler_file.so \
+			>/dev/null 2>&1 || {
+			tl_log "tcmu-runner has no file handler (handler_file.so): skipped"
+			return 0
+		}
 		tcmu-runner >"$TL_OUT/tcmu-runner.log" 2>&1 &
 		RPID=$!
 		sleep 2
 		bs=$(user_target bench "file/$IMG") ;;
+	*)
+		fail "$t: no such target"
+		return 1 ;;
 	esac
 	if [ -z "${bs:-}" ] || ! lun "$bs"; then
 		fail "$t: could not set up"
@@ -123,7 +196,7 @@ one() { # target
 		return 1
 	fi
 	tl_section "$t on $DEV"
-	run_matrix "$t" "$DEV"
+	run_matrix "$t" "$DEV" "$pass"
 	unlun
 	tl_backstore_remove "$bs"
 	daemon_stop
@@ -134,7 +207,9 @@ one() { # target
 tl_load_target_modules || tl_die "target modules"
 : >"$OUT"
 dd if=/dev/zero of="$IMG" bs=1M count=$((SIZE >> 20)) status=none
-for t in $TARGETS; do
-	one "$t"
+for pass in $(seq "$PASSES"); do
+	for t in $TARGETS; do
+		one "$t" "$pass"
+	done
 done
 tl_finish

@@ -1,26 +1,52 @@
 #!/bin/sh
 # Format results.tsv (target, workload, read IOPS, read KiB/s, write IOPS,
-# write KiB/s) as a Markdown table with ratios to kernel fileio.
+# write KiB/s, pass) as a Markdown table with ratios to kernel fileio.
+# With several passes each figure is the median of its passes, and
+# "spread" is how far the largest pass lies above the smallest.
 set -eu
 awk -F'\t' '
+function median(list,    n, v, i, j, t) {
+	n = split(list, v, " ")
+	for (i = 2; i <= n; i++)	# insertion sort: a handful of passes
+		for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) {
+			t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
+		}
+	return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+function spread(list,    n, v, i, lo, hi) {
+	n = split(list, v, " ")
+	lo = hi = v[1] + 0
+	for (i = 2; i <= n; i++) {
+		if (v[i] + 0 < lo) lo = v[i] + 0
+		if (v[i] + 0 > hi) hi = v[i] + 0
+	}
+	return lo > 0 ? sprintf("%d%%", (hi / lo - 1) * 100 + 0.5) : "-"
+}
 {
-	iops = $3 + $5; bw = $4 + $6
 	key = $1 SUBSEP $2
-	IOPS[key] = iops; BW[key] = bw
+	IOPS[key] = IOPS[key] " " ($3 + $5)
+	BW[key] = BW[key] " " ($4 + $6)
+	N[key]++
+	if (N[key] > passes) passes = N[key]
 	if (!($1 in seen_t)) { seen_t[$1] = 1; targets[++nt] = $1 }
 	if (!($2 in seen_w)) { seen_w[$2] = 1; works[++nw] = $2 }
 }
 END {
-	printf "| workload | target | IOPS | MiB/s | vs fileio |\n"
-	printf "|---|---|---:|---:|---:|\n"
+	printf "| workload | target | IOPS | MiB/s | vs fileio |%s\n",
+		(passes > 1 ? " spread |" : "")
+	printf "|---|---|---:|---:|---:|%s\n", (passes > 1 ? "---:|" : "")
 	for (w = 1; w <= nw; w++) {
-		base = IOPS["fileio" SUBSEP works[w]]
+		bk = "fileio" SUBSEP works[w]
+		base = bk in IOPS ? median(IOPS[bk]) : 0
 		for (t = 1; t <= nt; t++) {
 			k = targets[t] SUBSEP works[w]
 			if (!(k in IOPS)) continue
-			ratio = base > 0 ? sprintf("%.2f", IOPS[k] / base) : "-"
-			printf "| %s | %s | %d | %.1f | %s |\n", works[w], targets[t],
-				IOPS[k], BW[k] / 1024, ratio
+			iops = median(IOPS[k])
+			ratio = base > 0 ? sprintf("%.2f", iops / base) : "-"
+			printf "| %s | %s | %d | %.1f | %s |", works[w], targets[t],
+				iops, median(BW[k]) / 1024, ratio
+			if (passes > 1) printf " %s |", spread(IOPS[k])
+			printf "\n"
 		}
 	}
 }' "$1"
