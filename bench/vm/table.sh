@@ -3,8 +3,12 @@
 # write KiB/s, pass) as a Markdown table with ratios to kernel fileio.
 # With several passes each figure is the median of its passes, and
 # "spread" is how far the largest pass lies above the smallest.
+#   table.sh [--wide] results.tsv
+# --wide: one row per workload, one column per target, "IOPS (ratio)".
 set -eu
-awk -F'\t' '
+wide=0
+[ "$1" = --wide ] && { wide=1; shift; }
+awk -F'\t' -v wide="$wide" '
 function median(list,    n, v, i, j, t) {
 	n = split(list, v, " ")
 	for (i = 2; i <= n; i++)	# insertion sort: a handful of passes
@@ -32,6 +36,29 @@ function spread(list,    n, v, i, lo, hi) {
 	if (!($2 in seen_w)) { seen_w[$2] = 1; works[++nw] = $2 }
 }
 END {
+	if (wide) {
+		printf "| workload |"
+		for (t = 1; t <= nt; t++) printf " %s |", targets[t]
+		printf "\n|---|"
+		for (t = 1; t <= nt; t++) printf "---|"
+		printf "\n"
+		for (w = 1; w <= nw; w++) {
+			bk = "fileio" SUBSEP works[w]
+			base = bk in IOPS ? median(IOPS[bk]) : 0
+			printf "| %s |", works[w]
+			for (t = 1; t <= nt; t++) {
+				k = targets[t] SUBSEP works[w]
+				if (!(k in IOPS)) { printf " - |"; continue }
+				iops = median(IOPS[k])
+				if (base > 0 && targets[t] != "fileio")
+					printf " %d (%.2f) |", iops, iops / base
+				else
+					printf " %d |", iops
+			}
+			printf "\n"
+		}
+		exit
+	}
 	printf "| workload | target | IOPS | MiB/s | vs fileio |%s\n",
 		(passes > 1 ? " spread |" : "")
 	printf "|---|---|---:|---:|---:|%s\n", (passes > 1 ? "---:|" : "")
