@@ -7,6 +7,8 @@
 #
 # TL_BENCH_RUNTIME (s, default 8), TL_BENCH_SIZE_MB (default 256),
 # TL_BENCH_TARGETS and TL_BENCH_WORKLOADS (default: all) pick what to run.
+# TL_BENCH_FS=ext4 puts the image on ext4 over a RAM block device (brd)
+# instead of the guest's tmpfs (which refuses RWF_NOWAIT before Linux 6.6).
 # TL_BENCH_PASSES (default 1) repeats the whole matrix, every target in
 # turn, so slow drift in the guest spreads over all targets alike; the
 # table then shows the median of the passes.
@@ -206,6 +208,16 @@ one() { # target pass
 
 tl_load_target_modules || tl_die "target modules"
 : >"$OUT"
+if [ "${TL_BENCH_FS:-tmpfs}" = ext4 ]; then
+	tl_need_cmd mkfs.ext4
+	modprobe brd rd_nr=1 rd_size=$(((SIZE >> 10) + 65536)) || tl_die "brd"
+	mkfs.ext4 -q -F /dev/ram0 || tl_die "mkfs.ext4 /dev/ram0"
+	mkdir -p /tmp/bench-ext4 && mount /dev/ram0 /tmp/bench-ext4 || tl_die "mount"
+	tl_on_exit rmmod brd		# cleanups run last-in, first-out
+	tl_on_exit umount /tmp/bench-ext4
+	IMG=/tmp/bench-ext4/bench.img
+fi
+tl_log "image $IMG on $(stat -f -c %T "$(dirname "$IMG")")"
 dd if=/dev/zero of="$IMG" bs=1M count=$((SIZE >> 20)) status=none
 for pass in $(seq "$PASSES"); do
 	for t in $TARGETS; do
