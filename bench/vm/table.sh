@@ -26,6 +26,10 @@ function spread(list,    n, v, i, lo, hi) {
 	}
 	return lo > 0 ? sprintf("%d%%", (hi / lo - 1) * 100 + 0.5) : "-"
 }
+function fileio_median(work,    k) {
+	k = "fileio" SUBSEP work
+	return k in IOPS ? median(IOPS[k]) : 0
+}
 {
 	key = $1 SUBSEP $2
 	IOPS[key] = IOPS[key] " " ($3 + $5)
@@ -43,8 +47,7 @@ END {
 		for (t = 1; t <= nt; t++) printf "---|"
 		printf "\n"
 		for (w = 1; w <= nw; w++) {
-			bk = "fileio" SUBSEP works[w]
-			base = bk in IOPS ? median(IOPS[bk]) : 0
+			base = fileio_median(works[w])
 			printf "| %s |", works[w]
 			for (t = 1; t <= nt; t++) {
 				k = targets[t] SUBSEP works[w]
@@ -63,8 +66,7 @@ END {
 		(passes > 1 ? " spread |" : "")
 	printf "|---|---|---:|---:|---:|%s\n", (passes > 1 ? "---:|" : "")
 	for (w = 1; w <= nw; w++) {
-		bk = "fileio" SUBSEP works[w]
-		base = bk in IOPS ? median(IOPS[bk]) : 0
+		base = fileio_median(works[w])
 		for (t = 1; t <= nt; t++) {
 			k = targets[t] SUBSEP works[w]
 			if (!(k in IOPS)) continue
